@@ -1,0 +1,74 @@
+"""Validated configuration. A bad value fails before any work, naming the key."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .data import DATASETS
+from .models import ARCHS, NORM_LAYERS
+
+Dataset = Literal["mnist5k", "mnist", "cifar10", "cifar10-jpeg"]
+Arch = Literal["cnn4", "vgg16"]
+Norm = Literal["batch", "none"]
+assert set(Dataset.__args__) == set(DATASETS) and set(Arch.__args__) == set(ARCHS)
+assert set(Norm.__args__) <= set(NORM_LAYERS)
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong. The message names the key, the value and the fix."""
+
+
+def describe_validation_error(exc: ValidationError, what: str, data: dict[str, Any]) -> str:
+    lines = [f"invalid {what}:"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(root)"
+        top = err["loc"][0] if err["loc"] else None
+        value = data.get(top, "<missing>") if isinstance(top, str) else "<see key>"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  key {key!r}: unknown key (value {value!r}); remove it or fix its spelling")
+        else:
+            lines.append(f"  key {key!r} = {value!r}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def validated(cls, data: dict[str, Any], what: str):
+    try:
+        return cls(**data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, what, data)) from None
+
+
+class TrainConfig(BaseModel):
+    """Everything that determines one trained model. Its hash is the cache key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: Dataset
+    arch: Arch
+    norm: Norm
+    seed: int = Field(ge=0, description="initialisation, data order and augmentation")
+    optimizer: Literal["sgd", "adam"]
+    lr: float = Field(gt=0, le=10)
+    momentum: float = Field(0.0, ge=0, lt=1, description="SGD only")
+    weight_decay: float = Field(0.0, ge=0)
+    epochs: int = Field(ge=1, le=1000)
+    lr_schedule: Literal["constant", "cosine"] = Field("constant", description="cosine: per-step decay to 0")
+    batch_size: int = Field(ge=2, le=65536)
+    augment: bool = Field(False, description="random crop (pad 4) and horizontal flip, on tensors")
+    train_subset: int | None = Field(None, ge=10, description="first-N stratified training samples; None = all")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    bf16: bool = Field(True, description="bf16 autocast; CUDA only, ignored on CPU")
+    channels_last: bool = True
+    compile: bool = Field(False, description="torch.compile the model (CUDA)")
+
+    @model_validator(mode="after")
+    def _momentum_is_sgd_only(self):
+        if self.optimizer == "adam" and self.momentum != 0:
+            raise ValueError("momentum applies to optimizer 'sgd' only; set it to 0 for 'adam'")
+        return self
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> "TrainConfig":
+        return validated(cls, data, "training config")

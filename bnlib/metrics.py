@@ -1,0 +1,113 @@
+"""Sparsity and clustering of representations.
+
+The contract (names and meanings) is fixed; see the README's Assumptions
+table for how "average channel sparsity" is read.
+"""
+
+from __future__ import annotations
+
+import torch
+
+DEFAULT_BLOCK = 2048
+
+
+def _per_channel_max(acts: torch.Tensor) -> torch.Tensor:
+    """[N, C, H, W] -> [N, C] largest |activation| of each channel map; [N, C] -> |acts|."""
+    if acts.dim() == 2:
+        return acts.abs()
+    if acts.dim() == 4:
+        return acts.abs().amax(dim=(2, 3))
+    raise ValueError(f"expected activations of shape [N, C, H, W] or [N, C], got {tuple(acts.shape)}")
+
+
+def channel_sparsity(acts: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
+    """Per sample, the fraction of channels whose whole feature map is zero (|a| <= threshold).
+
+    For `[N, C]` (a dense layer) a channel is one unit. Returns shape `[N]`.
+    """
+    return (_per_channel_max(acts) <= threshold).float().mean(dim=1)
+
+
+def element_sparsity(acts: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
+    """Per sample, the fraction of entries with |a| <= threshold (0: exactly zero). Shape `[N]`."""
+    return (acts.abs() <= threshold).flatten(1).float().mean(dim=1)
+
+
+def dead_channels(acts: torch.Tensor, threshold: float = 0.0) -> float:
+    """The fraction of channels that are zero (|a| <= threshold) for every sample."""
+    return (_per_channel_max(acts) <= threshold).all(dim=0).float().mean().item()
+
+
+def spatial_mean_pool(acts: torch.Tensor) -> torch.Tensor:
+    """[N, C, H, W] -> [N, C], the cheaper 'pooled' view; [N, C] passes through."""
+    return acts.mean(dim=(2, 3)) if acts.dim() == 4 else acts
+
+
+def silhouette_score(X: torch.Tensor, labels, metric: str = "euclidean", device=None,
+                     block_size: int = DEFAULT_BLOCK) -> float:
+    """The exact mean silhouette coefficient, as `sklearn.metrics.silhouette_score` defines it.
+
+    Blockwise in torch: distances are formed one (block x block) tile at a time
+    in float64, and only per-cluster distance sums are kept, so memory is
+    O(block^2 + N x clusters). Each off-diagonal tile serves both its row and
+    its column block (distances are symmetric), halving the work. A sample
+    alone in its cluster scores 0, as in sklearn.
+    """
+    if metric not in ("euclidean", "cosine"):
+        raise ValueError(f"unknown metric {metric!r}; valid choices: euclidean, cosine")
+    X = torch.as_tensor(X)
+    if X.dim() > 2:
+        X = X.flatten(1)
+    n = X.shape[0]
+    labels = torch.as_tensor(labels).reshape(-1)
+    if labels.shape[0] != n:
+        raise ValueError(f"X has {n} samples but labels has {labels.shape[0]}")
+    _, codes = torch.unique(labels.cpu(), return_inverse=True)
+    k = int(codes.max()) + 1 if n else 0
+    if not 2 <= k <= n - 1:
+        raise ValueError(f"Number of labels is {k}. Valid values are 2 to n_samples - 1 (inclusive)")
+    device = torch.device(device) if device is not None else X.device
+
+    X = X.to(device)
+    codes = codes.to(device)
+    onehot = torch.nn.functional.one_hot(codes, k).to(torch.float64)
+    counts = onehot.sum(0)
+    if metric == "cosine":
+        # sklearn's normalize() leaves all-zero rows at zero: their distance to anything is 1.
+        norms = X.to(torch.float64).norm(dim=1)
+        scale = torch.where(norms > 0, 1.0 / norms, torch.zeros_like(norms))
+    else:
+        sq = X.to(torch.float64).pow(2).sum(1)
+
+    def rows(a, b):
+        block = X[a:b].to(torch.float64)
+        return block * scale[a:b, None] if metric == "cosine" else block
+
+    sums = torch.zeros((n, k), dtype=torch.float64, device=device)  # distance from i to cluster j
+    starts = list(range(0, n, block_size))
+    for bi, a in enumerate(starts):
+        a_end = min(a + block_size, n)
+        xa = rows(a, a_end)
+        for b in starts[bi:]:
+            b_end = min(b + block_size, n)
+            xb = xa if b == a else rows(b, b_end)
+            gram = xa @ xb.T
+            if metric == "euclidean":
+                dist = (sq[a:a_end, None] + sq[None, b:b_end] - 2.0 * gram).clamp_(min=0).sqrt_()
+            else:
+                dist = (1.0 - gram).clamp_(0.0, 2.0)
+            if b == a:
+                dist.fill_diagonal_(0.0)
+            sums[a:a_end] += dist @ onehot[b:b_end]
+            if b != a:
+                sums[b:b_end] += dist.T @ onehot[a:a_end]
+
+    own = counts[codes]
+    intra = sums.gather(1, codes[:, None]).squeeze(1) / (own - 1).clamp(min=1)
+    mean_to = sums / counts
+    mean_to.scatter_(1, codes[:, None], float("inf"))
+    inter = mean_to.min(dim=1).values
+    denom = torch.maximum(intra, inter)
+    s = torch.where(denom > 0, (inter - intra) / denom, torch.zeros_like(denom))
+    s = torch.where(own > 1, s, torch.zeros_like(s))  # a singleton scores 0
+    return s.mean().item()

@@ -1,0 +1,131 @@
+"""Figures in the paper's style, saved with the numbers behind them.
+
+`save_figure` writes PNG, SVG and the CSV of plotted numbers to a temporary
+file each and renames them into place, so a failed run leaves nothing half
+written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from .io import atomic_path  # noqa: E402
+
+NORM_LABELS = {"batch": "BN", "none": "no BN"}
+NORM_PALETTE = {"BN": "#1f77b4", "no BN": "#d62728"}
+METRIC_LABELS = {
+    "channel_sparsity": "average channel sparsity",
+    "element_sparsity": "element sparsity",
+    "dead_channels": "dead channels (fraction)",
+    "silhouette": "silhouette score",
+    "silhouette_pooled": "silhouette score (spatial-mean pooled)",
+}
+
+
+def _with_labels(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    out["variant"] = out["norm"].map(NORM_LABELS).fillna(out["norm"])
+    return out
+
+
+def layer_metric_plot(df: pd.DataFrame, metric: str, ax=None, kind: str = "bar", title: str | None = None):
+    """One metric per layer, BN vs no-BN: bars (or points) = mean over seeds, error bars = std over seeds."""
+    data = _with_labels(df[df.metric == metric].sort_values("layer_index"))
+    ax = ax or plt.subplots(figsize=(7, 3.5))[1]
+    order = list(dict.fromkeys(data.layer))
+    common = dict(data=data, x="layer", y="value", hue="variant", order=order, hue_order=["BN", "no BN"],
+                  palette=NORM_PALETTE, errorbar="sd", ax=ax)
+    if kind == "bar":
+        sns.barplot(capsize=0.15, err_kws={"linewidth": 1}, **common)
+    else:
+        sns.pointplot(dodge=0.3, linestyles="-", markers="o", capsize=0.1, **common)
+    ax.set_xlabel("layer")
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.legend(title=None, frameon=False)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def metric_panels(df: pd.DataFrame, metrics: list[str], kind: str = "bar", title: str | None = None):
+    """One panel per metric, stacked, sharing the layer axis."""
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(7.5, 2.9 * len(metrics)), squeeze=False, sharex=True)
+    for ax, metric in zip(axes[:, 0], metrics):
+        layer_metric_plot(df, metric, ax=ax, kind=kind)
+        if ax is not axes[0, 0]:
+            ax.get_legend().remove()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(history: pd.DataFrame, title: str | None = None):
+    """Test accuracy and training loss per epoch: mean over seeds, band = std over seeds."""
+    data = _with_labels(history)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.3))
+    for ax, (col, label) in zip(axes, [("test_acc", "test accuracy"), ("train_loss", "training loss")]):
+        sns.lineplot(data=data, x="epoch", y=col, hue="variant", hue_order=["BN", "no BN"], palette=NORM_PALETTE,
+                     errorbar="sd", marker="o", ax=ax)
+        ax.set_ylabel(label)
+        ax.legend(title=None, frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def umap_grid(emb: pd.DataFrame, title: str | None = None):
+    """One panel per (variant, layer): UMAP coordinates coloured by class."""
+    emb = _with_labels(emb)
+    layers = list(dict.fromkeys(emb.layer))
+    variants = [v for v in ("BN", "no BN") if v in set(emb.variant)]
+    fig, axes = plt.subplots(len(variants), len(layers), figsize=(3.2 * len(layers), 3.2 * len(variants)),
+                             squeeze=False)
+    classes = list(dict.fromkeys(emb.sort_values("label")["class"]))
+    palette = dict(zip(classes, sns.color_palette("tab10", len(classes))))
+    for i, variant in enumerate(variants):
+        for j, layer in enumerate(layers):
+            ax = axes[i, j]
+            part = emb[(emb.variant == variant) & (emb.layer == layer)]
+            sns.scatterplot(data=part, x="umap_x", y="umap_y", hue="class", hue_order=classes, palette=palette,
+                            s=4, linewidth=0, ax=ax, legend=(i == 0 and j == len(layers) - 1), rasterized=True)
+            ax.set(xticks=[], yticks=[], xlabel="", ylabel=variant if j == 0 else "")
+            if i == 0:
+                ax.set_title(layer)
+    handles = axes[0, -1].get_legend()
+    if handles is not None:
+        sns.move_legend(axes[0, -1], "upper left", bbox_to_anchor=(1.02, 1), frameon=False, markerscale=3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig, data: pd.DataFrame, out_dir: str | Path, name: str) -> list[Path]:
+    """Write `<name>.png`, `<name>.svg` and `<name>.csv` (the plotted numbers) atomically."""
+    out_dir = Path(out_dir)
+    paths = []
+    for ext in ("png", "svg"):
+        target = out_dir / f"{name}.{ext}"
+        with atomic_path(target) as tmp:
+            # Fixed metadata keeps the SVG byte-stable across runs, so git diffs show real changes.
+            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight",
+                        metadata={"Date": None} if ext == "svg" else None)
+        paths.append(target)
+    paths.append(save_table(data, out_dir, name))
+    return paths
+
+
+def save_table(data: pd.DataFrame, out_dir: str | Path, name: str) -> Path:
+    target = Path(out_dir) / f"{name}.csv"
+    with atomic_path(target) as tmp:
+        data.to_csv(tmp, index=False, float_format="%.6g")
+    return target

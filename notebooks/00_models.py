@@ -1,0 +1,43 @@
+# %% [markdown]
+# # 00 · The trained models: accuracy per variant and seed
+#
+# Every figure in this collection is measured on the same set of trained networks:
+# one per (normalisation, seed). This notebook trains them (or reads them from the
+# artifact cache), tabulates train and test accuracy, and plots the learning curves.
+#
+# **How to read it.** The table gives mean ± std over seeds per variant. The paper's
+# premise is that BN and no-BN models both train well; their representations are then
+# compared in notebooks 01–03. A run whose loss became non-finite is marked *diverged*.
+
+# %% tags=["parameters"]
+profile = "quick"  # a params/<profile>.yaml; override any of its keys below or with papermill
+
+# %%
+from bnlib import params, plots, results
+
+P = params.from_notebook(globals())
+print(P.model_dump_json(indent=1))
+
+# %%
+models = results.train_all(P)
+df = results.experiment_results(P, models)
+history = results.history_table(models)
+
+# %%
+accuracy = df[df.layer == "model"].pivot_table(index=["norm", "seed"], columns="metric", values="value")
+accuracy
+
+# %%
+summary = accuracy.groupby("norm").agg(["mean", "std"])
+summary.round(4)
+
+# %%
+fig = plots.training_curves(history, title=f"{P.arch} on {results.dataset_title(P)}")
+plots.save_figure(fig, history, P.figures_dir(), "training")
+plots.save_table(df[df.layer == "model"], P.figures_dir(), "accuracy")
+
+# %% [markdown]
+# ## What the numbers say
+
+# %%
+print(results.describe_accuracy(df))
