@@ -151,25 +151,35 @@ def _verify_md5(folder: Path) -> None:
                 f"Delete it and copy the original file again (or load with download=True while online).")
 
 
+def torchvision_mnist_root(data_dir: str | os.PathLike | None = None, download: bool = False) -> Path:
+    """A root that `torchvision.datasets.MNIST(root)` reads offline, md5-checked.
+
+    torchvision only looks in <root>/MNIST/raw. When the files sit in a flat
+    `mnist/` folder (or a read-only one), links to them are staged where
+    torchvision looks, so its own md5 check and extraction run without a network.
+    """
+    root = resolve_data_dir(data_dir)
+    extracted = root / "MNIST" / "raw"
+    if all((extracted / f.removesuffix(".gz")).is_file() for f in MNIST_FILES):
+        return root
+    source = _mnist_gz_sources(root)
+    if source is None:
+        if download:
+            return root
+        raise DatasetError(
+            f"MNIST not found under {root}. Expected the files {', '.join(MNIST_FILES)} in "
+            f"{root / 'MNIST' / 'raw'} (torchvision's layout) or in {root / 'mnist'}. "
+            + _where_hint(root) + " Or pass download=True while online.")
+    _verify_md5(source)
+    return root if source == extracted else _stage_mnist(source, root)
+
+
 def _load_mnist(root: Path, split: str, download: bool) -> ImageData:
     from torchvision.datasets import MNIST
 
-    extracted = root / "MNIST" / "raw"
-    have_extracted = all((extracted / f.removesuffix(".gz")).is_file() for f in MNIST_FILES)
-    tv_root = root
-    if not have_extracted:
-        source = _mnist_gz_sources(root)
-        if source is None and not download:
-            raise DatasetError(
-                f"MNIST not found under {root}. Expected the files {', '.join(MNIST_FILES)} in "
-                f"{root / 'MNIST' / 'raw'} (torchvision's layout) or in {root / 'mnist'}. "
-                + _where_hint(root) + " Or pass download=True while online.")
-        if source is not None:
-            _verify_md5(source)
-            if source != extracted:
-                # torchvision only reads <root>/MNIST/raw; stage links there (in our cache when
-                # the data directory is read-only) so its md5-checked path extracts them offline.
-                tv_root = _stage_mnist(source, root)
+    tv_root = torchvision_mnist_root(root, download)
+    # download=True is safe offline once the md5-checked .gz files are in place: torchvision skips the fetch.
+    have_extracted = all((tv_root / "MNIST" / "raw" / f.removesuffix(".gz")).is_file() for f in MNIST_FILES)
     try:
         ds = MNIST(str(tv_root), train=(split == "train"), download=download or not have_extracted)
     except Exception as exc:  # torchvision raises RuntimeError/URLError/EOFError here
@@ -185,7 +195,8 @@ def _load_mnist(root: Path, split: str, download: bool) -> ImageData:
 
 
 def _stage_mnist(source: Path, root: Path) -> Path:
-    target_root = root if os.access(root, os.W_OK) else resolve_cache_dir() / "torchvision"
+    # Never write into a data directory (it may be shared or read-only; root ignores the mode bits).
+    target_root = resolve_cache_dir() / "torchvision" / hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:12]
     raw = target_root / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for fname in MNIST_FILES:

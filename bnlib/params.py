@@ -133,8 +133,9 @@ class ExperimentParams(BaseModel):
         digest = hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:6]
         return FIGURES_DIR / f"{self.profile}-custom-{digest}"
 
-    def as_table(self) -> "list[tuple[str, Any]]":
-        return list(self.model_dump().items())
+    def to_yaml(self) -> str:
+        """The resolved parameters, one key a line, as a params file would hold them."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, default_flow_style=None, width=120)
 
 
 def available_profiles() -> list[str]:

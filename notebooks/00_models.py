@@ -16,7 +16,7 @@ profile = "quick"  # a params/<profile>.yaml; override any of its keys below or 
 from bnlib import params, plots, results
 
 P = params.from_notebook(globals())
-print(P.model_dump_json(indent=1))
+print(P.to_yaml())
 
 # %%
 models = results.train_all(P)

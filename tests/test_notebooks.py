@@ -1,0 +1,74 @@
+"""Every notebook, end to end through papermill, on the smoke profile."""
+
+import pandas as pd
+import pytest
+
+from bnlib import runner
+from bnlib.paths import FIGURES_DIR
+
+pytestmark = pytest.mark.slow
+
+EXPECTED = {"training": ["dataset", "arch", "norm", "seed", "epoch", "train_loss", "train_acc_running",
+                         "test_loss", "test_acc", "seconds"],
+            "accuracy": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],
+            "sparsity": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],
+            "silhouette": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],
+            "umap": ["dataset", "arch", "norm", "seed", "layer", "sample", "label", "class", "umap_x", "umap_y"]}
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("figures")
+    cache = tmp_path_factory.mktemp("cache")
+    for name in runner.NOTEBOOKS:
+        runner.run_notebook(name, "smoke", {"output_dir": str(out), "cache_dir": str(cache)})
+    return out
+
+
+def test_every_notebook_writes_its_figures_and_csvs(smoke_run):
+    for name in runner.NOTEBOOKS:
+        assert (smoke_run / f"{name}.ipynb").is_file()
+    for fig in ("training", "sparsity", "silhouette", "umap"):
+        for ext in ("png", "svg", "csv"):
+            assert (smoke_run / f"{fig}.{ext}").stat().st_size > 0, f"{fig}.{ext}"
+    for name, columns in EXPECTED.items():
+        assert list(pd.read_csv(smoke_run / f"{name}.csv").columns) == columns, name
+
+
+def test_csv_layers_seeds_and_ranges(smoke_run):
+    sparsity = pd.read_csv(smoke_run / "sparsity.csv")
+    assert set(sparsity.layer) == {"conv1", "conv2", "conv3", "conv4", "fc1"}
+    assert set(sparsity.seed) == {0, 1} and set(sparsity.norm) == {"batch", "none"}
+    assert set(sparsity.metric) == {"channel_sparsity", "element_sparsity", "dead_channels"}
+    assert sparsity.value.between(0, 1).all()
+    assert len(sparsity) == 5 * 3 * 2 * 2
+    sil = pd.read_csv(smoke_run / "silhouette.csv")
+    assert set(sil.metric) == {"silhouette", "silhouette_pooled"} and sil.value.between(-1, 1).all()
+    acc = pd.read_csv(smoke_run / "accuracy.csv")
+    assert acc[acc.metric == "test_accuracy"].value.between(0.1, 1).all()
+    umap = pd.read_csv(smoke_run / "umap.csv")
+    assert set(umap.layer) == {"conv1", "fc1"} and len(umap) == 2 * 2 * 100
+
+
+@pytest.mark.parametrize("override,key", [({"epochs": -1}, "epochs"), ({"epochz": 2}, "epochz")])
+def test_bad_parameter_fails_fast_and_writes_nothing(tmp_path, override, key):
+    import papermill
+    out = tmp_path / "figures"
+    before = sorted(FIGURES_DIR.rglob("*"))
+    # through the runner: refused before a kernel starts
+    with pytest.raises(Exception, match=key):
+        runner.run_notebook("01_sparsity", "smoke", override | {"output_dir": str(out)})
+    # through papermill itself (which only warns on unknown keys): stopped in the notebook's first cells
+    nb = tmp_path / "01.ipynb"
+    import jupytext
+    notebook = jupytext.read(runner.NOTEBOOK_DIR / "01_sparsity.py")
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    jupytext.write(notebook, nb)
+    with pytest.raises(papermill.PapermillExecutionError) as info:
+        papermill.execute_notebook(str(nb), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                                   parameters={"profile": "smoke", "output_dir": str(out), **override},
+                                   progress_bar=False)
+    assert key in str(info.value) and "ConfigError" in str(info.value)
+    assert info.value.exec_count <= 3  # the validation cell, right after the parameters
+    assert not out.exists()
+    assert sorted(FIGURES_DIR.rglob("*")) == before

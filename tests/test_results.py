@@ -1,0 +1,70 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from bnlib import results, stats
+from bnlib.params import resolve
+
+TINY = dict(seeds=[0, 1], epochs=1, train_subset=128, n_represent=60, umap_samples=40, device="cpu",
+            umap_layers=["conv1"], umap_n_neighbors=5, umap_pca_dims=10)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    params = resolve("smoke", cache_dir=str(tmp_path_factory.mktemp("cache")), **TINY)
+    models = results.train_all(params, log=lambda s: None)
+    return params, models, results.experiment_results(params, models, log=lambda s: None)
+
+
+def test_tidy_columns_layers_and_ranges(tiny_run):
+    params, models, df = tiny_run
+    assert list(df.columns) == results.COLUMNS
+    layers = df[df.layer != "model"]
+    assert sorted(layers.layer.unique()) == sorted(params.hidden_layers())
+    assert set(layers.metric) == set(results.LAYER_METRICS)
+    assert set(df[df.layer == "model"].metric) == set(results.MODEL_METRICS)
+    assert len(df) == len(models) * (len(params.hidden_layers()) * 5 + 3)
+    sparsity = layers[layers.metric.str.contains("sparsity|dead")].value
+    assert sparsity.between(0, 1).all()
+    assert layers[layers.metric.str.startswith("silhouette")].value.between(-1, 1).all()
+    assert layers.groupby("layer").layer_index.nunique().eq(1).all()
+
+
+def test_results_are_cached_next_to_the_model(tiny_run, monkeypatch):
+    params, models, df = tiny_run
+    assert list((models[0].path / "results").glob("metrics-*.csv"))
+
+    def fail(*a, **k):
+        raise AssertionError("recomputed instead of reading the cache")
+
+    monkeypatch.setattr(results, "silhouette_score", fail)
+    again = results.experiment_results(params, models, log=lambda s: None)
+    pd.testing.assert_frame_equal(again, df)
+    # a different metric parameter is a different cache entry
+    changed = resolve("smoke", cache_dir=params.cache_dir, **(TINY | {"silhouette_metric": "cosine"}))
+    with pytest.raises(AssertionError, match="recomputed"):
+        results.measure_model(models[0], results.representation_set(changed), changed)
+
+
+def test_umap_embedding_is_cached(tiny_run, monkeypatch):
+    params, models, _ = tiny_run
+    table = results.umap_table(params, models)
+    assert set(table.norm) == {"batch", "none"} and set(table.seed) == {0}
+    assert len(table) == 2 * params.umap_samples and np.isfinite(table[["umap_x", "umap_y"]]).all().all()
+    import umap
+    monkeypatch.setattr(umap, "UMAP", None)  # any recomputation would now fail
+    pd.testing.assert_frame_equal(results.umap_table(params, models), table)
+
+
+def test_compare_norms_welch():
+    rows = []
+    for norm, base in (("batch", 0.5), ("none", 0.3)):
+        for seed, jitter in enumerate((-0.01, 0.0, 0.01, 0.02)):
+            rows.append(dict(norm=norm, seed=seed, layer="conv1", layer_index=1, metric="silhouette", value=base + jitter))
+            rows.append(dict(norm=norm, seed=seed, layer="conv2", layer_index=2, metric="silhouette", value=0.4 + jitter))
+    cmp = stats.compare_norms(pd.DataFrame(rows), "silhouette")
+    c1, c2 = cmp.iloc[0], cmp.iloc[1]
+    assert c1["diff"] == pytest.approx(0.2) and c1.p < 1e-6 and c1.n_seeds == 4
+    assert c2["diff"] == pytest.approx(0.0) and c2.p == pytest.approx(1.0)  # same samples: no evidence of a difference
+    text = stats.describe_comparison(cmp, "silhouette")
+    assert "BN higher in ['conv1']" in text
