@@ -18,12 +18,13 @@ def child(arch, n, path, batch):
     import torch
 
     from bnlib.hooks import capture_all, iter_representations
-    from bnlib.metrics import channel_sparsity
+    from bnlib.metrics import channel_sparsity, dead_channels, element_sparsity, silhouette_score
     from bnlib.models import INPUT_SHAPES, build_model
 
     torch.manual_seed(0)
     model = build_model(arch, "batch").eval()
     images = torch.randint(0, 256, (n, *INPUT_SHAPES[arch]), dtype=torch.uint8)
+    labels = torch.arange(n) % 10
     normalise = lambda x: x.float() / 255  # noqa: E731
     with torch.no_grad():  # warm up the allocator and kernels on a small batch first
         model(normalise(images[:batch]))
@@ -32,13 +33,16 @@ def child(arch, n, path, batch):
     if path == "stream":
         for _, acts in iter_representations(model, images, normalise, batch_size=batch):
             largest = max(largest, acts.numel() * acts.element_size())
-            channel_sparsity(acts).mean().item()  # a metric sees one layer at a time
+            # what results.measure_model computes, one layer at a time
+            channel_sparsity(acts).mean().item(), element_sparsity(acts).mean().item(), dead_channels(acts)
+            silhouette_score(acts, labels)
             del acts
     else:
         everything = capture_all(model, images, normalise, batch_size=batch)
         largest = max(a.numel() * a.element_size() for a in everything.values())
         for acts in everything.values():
-            channel_sparsity(acts).mean().item()
+            channel_sparsity(acts).mean().item(), element_sparsity(acts).mean().item(), dead_channels(acts)
+            silhouette_score(acts, labels)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"base_kb": base, "peak_kb": peak, "largest_bytes": largest}))
 

@@ -92,3 +92,13 @@ def test_silhouette_label_count_errors_like_sklearn(labels):
 def test_silhouette_unknown_metric():
     with pytest.raises(ValueError, match="euclidean, cosine"):
         silhouette_score(torch.randn(10, 3), np.arange(10) % 2, metric="manhattan")
+
+
+def test_silhouette_tiles_capped_by_bytes_still_exact(monkeypatch):
+    import bnlib.metrics as m
+    monkeypatch.setattr(m, "BLOCK_BYTES", 8 * 40 * 16)  # forces 16-row tiles for D=40
+    rng = np.random.default_rng(3)
+    X, y = np.maximum(rng.normal(size=(150, 40)), 0), rng.integers(0, 3, 150)
+    for metric in ("euclidean", "cosine"):
+        assert m.silhouette_score(torch.from_numpy(X), y, metric=metric) == pytest.approx(
+            sk_silhouette(X, y, metric=metric), abs=1e-5)
