@@ -23,21 +23,18 @@ def user_cache_root() -> Path:
     return Path(base) / "bnlib"
 
 
+def _resolve(explicit, env_var: str, default: Path) -> Path:
+    if explicit is not None:
+        return Path(explicit).expanduser()
+    env = os.environ.get(env_var)
+    return Path(env).expanduser() if env else default
+
+
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """Explicit argument, then $BNLIB_DATA_DIR, then the per-user cache."""
-    if data_dir is not None:
-        return Path(data_dir).expanduser()
-    env = os.environ.get(DATA_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    return user_cache_root() / "data"
+    return _resolve(data_dir, DATA_DIR_ENV, user_cache_root() / "data")
 
 
 def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     """Explicit argument, then $BNLIB_CACHE_DIR, then the per-user cache."""
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    env = os.environ.get(CACHE_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    return user_cache_root() / "artifacts"
+    return _resolve(cache_dir, CACHE_DIR_ENV, user_cache_root() / "artifacts")

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
+from .io import atomic_path
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from .io import atomic_path  # noqa: E402
+# Stable element ids: an SVG regenerated from the same numbers is byte-identical, so git shows real changes only.
+plt.rcParams["svg.hashsalt"] = "bnrep"
 
 NORM_LABELS = {"batch": "BN", "none": "no BN"}
 NORM_PALETTE = {"BN": "#1f77b4", "no BN": "#d62728"}

@@ -204,8 +204,9 @@ def train(config: TrainConfig, train_data: ImageData, test_data: ImageData, *,
                 loss_sum += loss.detach() * len(idx)
                 correct += (logits.detach().argmax(1) == yb).sum()
                 bar.update(1)
-            train_loss = loss_sum.item() / n
-            record = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc_running": correct.item() / n}
+            train_loss = loss_sum.item() / n  # the epoch's one host sync
+            record = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc_running": correct.item() / n,
+                      "train_seconds": time.perf_counter() - t0}
             if not math.isfinite(train_loss):
                 status, diverged_epoch = "diverged", epoch + 1
                 record.update(test_loss=float("nan"), test_acc=float("nan"))

@@ -67,9 +67,10 @@ def _datasets():
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
 @pytest.mark.parametrize("name,X,y", list(_datasets()), ids=[d[0] for d in _datasets()])
 @pytest.mark.parametrize("block", [64, 2048])
-def test_silhouette_matches_sklearn(metric, name, X, y, block):
+@pytest.mark.parametrize("backend", ["numpy", "torch"])  # torch is the CUDA path, run here on CPU
+def test_silhouette_matches_sklearn(metric, name, X, y, block, backend):
     want = sk_silhouette(X, y, metric=metric)
-    got = silhouette_score(torch.from_numpy(X).float(), y, metric=metric, block_size=block)
+    got = silhouette_score(torch.from_numpy(X).float(), y, metric=metric, block_size=block, backend=backend)
     assert got == pytest.approx(want, abs=1e-5)
 
 
@@ -99,6 +100,6 @@ def test_silhouette_tiles_capped_by_bytes_still_exact(monkeypatch):
     monkeypatch.setattr(m, "BLOCK_BYTES", 8 * 40 * 16)  # forces 16-row tiles for D=40
     rng = np.random.default_rng(3)
     X, y = np.maximum(rng.normal(size=(150, 40)), 0), rng.integers(0, 3, 150)
-    for metric in ("euclidean", "cosine"):
-        assert m.silhouette_score(torch.from_numpy(X), y, metric=metric) == pytest.approx(
+    for metric, backend in [("euclidean", "numpy"), ("cosine", "numpy"), ("euclidean", "torch"), ("cosine", "torch")]:
+        assert m.silhouette_score(torch.from_numpy(X), y, metric=metric, backend=backend) == pytest.approx(
             sk_silhouette(X, y, metric=metric), abs=1e-5)

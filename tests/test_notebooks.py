@@ -9,7 +9,7 @@ from bnlib.paths import FIGURES_DIR
 pytestmark = pytest.mark.slow
 
 EXPECTED = {"training": ["dataset", "arch", "norm", "seed", "epoch", "train_loss", "train_acc_running",
-                         "test_loss", "test_acc", "seconds"],
+                         "train_seconds", "test_loss", "test_acc", "seconds"],
             "accuracy": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],
             "sparsity": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],
             "silhouette": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],
