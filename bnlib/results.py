@@ -27,7 +27,7 @@ from .io import atomic_path
 from .metrics import channel_sparsity, dead_channels, element_sparsity, silhouette_score, spatial_mean_pool
 from .params import ExperimentParams
 from .paths import resolve_cache_dir
-from .train import TrainedModel, get_or_train, load_train_test, resolve_device
+from .train import TrainedModel, artifact_dir, get_or_train, load_train_test, resolve_device
 
 COLUMNS = ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"]
 LAYER_METRICS = ("channel_sparsity", "element_sparsity", "dead_channels", "silhouette", "silhouette_pooled")
@@ -56,7 +56,6 @@ def train_all(params: ExperimentParams, log=print) -> list[TrainedModel]:
 
 
 def _all_cached(params: ExperimentParams) -> bool:
-    from .train import artifact_dir
     return all((artifact_dir(c, params.cache_dir) / "meta.json").is_file() for c in params.train_configs())
 
 

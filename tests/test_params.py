@@ -43,9 +43,9 @@ def test_from_notebook_sees_injected_keys_and_ignores_later_cells():
         from_notebook({"profile": "smoke", "misspelt_key": 1})
 
 
-def test_figures_dir_is_the_profile_unless_a_result_changes():
+def test_figures_dir_is_the_profile_unless_a_result_changes(tmp_path):
     assert resolve("quick").figures_dir() == FIGURES_DIR / "quick"
     assert resolve("quick", device="cpu", cache_dir="/x").figures_dir() == FIGURES_DIR / "quick"
     custom = resolve("quick", epochs=3).figures_dir()
     assert custom.parent == FIGURES_DIR and custom.name.startswith("quick-custom-")
-    assert resolve("quick", output_dir="/tmp/elsewhere").figures_dir().as_posix() == "/tmp/elsewhere"
+    assert resolve("quick", output_dir=str(tmp_path)).figures_dir() == tmp_path
