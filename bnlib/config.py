@@ -1,19 +1,29 @@
-"""Validated configuration. A bad value fails before any work, naming the key."""
+"""Validated configuration. A bad value fails before any work, naming the key, the value and the fix.
+
+Types are strict: `true` is not an epoch count, "1" is not a number, and
+infinities and NaNs are refused everywhere.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .data import DATASETS
-from .models import ARCHS, NORM_LAYERS
+from .models import ARCHS, INITS, NORM_LAYERS
 
 Dataset = Literal["mnist5k", "mnist", "cifar10", "cifar10-jpeg"]
 Arch = Literal["cnn4", "vgg16"]
-Norm = Literal["batch", "none"]
+Norm = Literal["batch", "none", "batch_noaffine", "batch_after_relu", "group", "layer", "instance"]
+Init = Literal["pytorch", "vgg"]
 assert set(Dataset.__args__) == set(DATASETS) and set(Arch.__args__) == set(ARCHS)
-assert set(Norm.__args__) <= set(NORM_LAYERS)
+assert set(Norm.__args__) == set(NORM_LAYERS) and set(Init.__args__) == set(INITS)
+
+# Shared by TrainConfig and ExperimentParams, so one validation covers every key the first time.
+LearningRate = Annotated[float, Field(gt=0, le=10)]
+Width = Annotated[float, Field(gt=0, le=4, description="multiplies every layer width; 1.0 = the standard net")]
+STRICT = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class ConfigError(ValueError):
@@ -26,10 +36,13 @@ def describe_validation_error(exc: ValidationError, what: str, data: dict[str, A
         key = ".".join(str(p) for p in err["loc"]) or "(root)"
         top = err["loc"][0] if err["loc"] else None
         value = data.get(top, "<missing>") if isinstance(top, str) else "<see key>"
-        if err["type"] == "extra_forbidden":
+        if not err["loc"]:  # a rule across keys: its message names them
+            lines.append(f"  {err['msg'].removeprefix('Value error, ')}")
+        elif err["type"] == "extra_forbidden":
             lines.append(f"  key {key!r}: unknown key (value {value!r}); remove it or fix its spelling")
         else:
-            lines.append(f"  key {key!r} = {value!r}: {err['msg']}")
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"  key {key!r} = {value!r}: {msg}")
     return "\n".join(lines)
 
 
@@ -43,14 +56,14 @@ def validated(cls, data: dict[str, Any], what: str):
 class TrainConfig(BaseModel):
     """Everything that determines one trained model. Its hash is the cache key."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
     dataset: Dataset
     arch: Arch
     norm: Norm
     seed: int = Field(ge=0, description="initialisation, data order and augmentation")
     optimizer: Literal["sgd", "adam"]
-    lr: float = Field(gt=0, le=10)
+    lr: LearningRate
     momentum: float = Field(0.0, ge=0, lt=1, description="SGD only")
     weight_decay: float = Field(0.0, ge=0)
     epochs: int = Field(ge=1, le=1000)
@@ -58,10 +71,13 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(ge=2, le=65536)
     augment: bool = Field(False, description="random crop (pad 4) and horizontal flip, on tensors")
     train_subset: int | None = Field(None, ge=10, description="first-N stratified training samples; None = all")
+    width: Width = 1.0
+    init: Init = Field("pytorch", description="pytorch: each layer's default; vgg: torchvision's VGG scheme")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    bf16: bool = Field(True, description="bf16 autocast; CUDA only, ignored on CPU")
+    bf16: bool = Field(True, description="bf16 autocast (CUDA always; CPU only with cpu_bf16)")
+    cpu_bf16: bool = Field(False, description="also use bf16 autocast on CPU (fast on avx512_bf16 CPUs)")
     channels_last: bool = True
-    compile: bool = Field(False, description="torch.compile the model (CUDA)")
+    compile: bool = Field(False, description="torch.compile the model")
 
     @model_validator(mode="after")
     def _momentum_is_sgd_only(self):

@@ -23,6 +23,7 @@ import hashlib
 import io
 import os
 import tarfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,9 @@ MNIST_FILES = {
     "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
+# Byte sizes of the extracted files: a half-extracted file is caught before torchvision reshapes it.
+MNIST_EXTRACTED_SIZES = {"train-images-idx3-ubyte": 16 + 60000 * 784, "train-labels-idx1-ubyte": 8 + 60000,
+                         "t10k-images-idx3-ubyte": 16 + 10000 * 784, "t10k-labels-idx1-ubyte": 8 + 10000}
 MNIST5K_TEST_SIZE = 1000
 MNIST5K_SPLIT_SEED = 0
 CIFAR10_JPEG_ARCHIVE = "cifar10-jpeg.tar.gz"
@@ -88,6 +92,8 @@ class ImageData:
 
 
 DATASETS = ("mnist5k", "mnist", "cifar10", "cifar10-jpeg")
+DATASET_SIZES = {"mnist5k": (4000, 1000), "mnist": (60000, 10000), "cifar10": (50000, 10000),
+                 "cifar10-jpeg": (50000, 10000)}  # (train, test) images
 DATASET_TITLES = {"mnist5k": "MNIST (5k subset)", "mnist": "MNIST", "cifar10": "CIFAR-10",
                   "cifar10-jpeg": "CIFAR-10 (JPEG copy)"}
 
@@ -160,7 +166,7 @@ def torchvision_mnist_root(data_dir: str | os.PathLike | None = None, download: 
     """
     root = resolve_data_dir(data_dir)
     extracted = root / "MNIST" / "raw"
-    if all((extracted / f.removesuffix(".gz")).is_file() for f in MNIST_FILES):
+    if _extracted_ok(extracted):
         return root
     source = _mnist_gz_sources(root)
     if source is None:
@@ -171,15 +177,33 @@ def torchvision_mnist_root(data_dir: str | os.PathLike | None = None, download: 
             f"{root / 'MNIST' / 'raw'} (torchvision's layout) or in {root / 'mnist'}. "
             + _where_hint(root) + " Or pass download=True while online.")
     _verify_md5(source)
-    return root if source == extracted else _stage_mnist(source, root)
+    return _stage_mnist(source, root)  # extraction happens in our cache, never in a data directory
+
+
+def _extracted_ok(raw: Path) -> bool:
+    """True when all four extracted MNIST files are present with their exact sizes."""
+    return all((raw / name).is_file() and (raw / name).stat().st_size == size
+               for name, size in MNIST_EXTRACTED_SIZES.items())
+
+
+def _heal_extracted(raw: Path) -> None:
+    """Remove half-extracted files in our own staging folder, so torchvision extracts them again from the .gz."""
+    for name, size in MNIST_EXTRACTED_SIZES.items():
+        path = raw / name
+        if path.is_file() and path.stat().st_size != size:
+            warnings.warn(f"{path} is {path.stat().st_size} bytes, expected {size} (a half-finished extraction); "
+                          f"removed it and extracting it again from the md5-checked {name}.gz", stacklevel=3)
+            path.unlink()
 
 
 def _load_mnist(root: Path, split: str, download: bool) -> ImageData:
     from torchvision.datasets import MNIST
 
     tv_root = torchvision_mnist_root(root, download)
+    if tv_root != root:  # our staging folder in the cache: ours to repair
+        _heal_extracted(tv_root / "MNIST" / "raw")
     # download=True is safe offline once the md5-checked .gz files are in place: torchvision skips the fetch.
-    have_extracted = all((tv_root / "MNIST" / "raw" / f.removesuffix(".gz")).is_file() for f in MNIST_FILES)
+    have_extracted = _extracted_ok(tv_root / "MNIST" / "raw")
     try:
         ds = MNIST(str(tv_root), train=(split == "train"), download=download or not have_extracted)
     except Exception as exc:  # torchvision raises RuntimeError/URLError/EOFError here
@@ -277,7 +301,9 @@ def _read_tar_split(archive: Path, split: str) -> list[tuple[str, bytes]]:
 
 
 def _decode_jpegs(items: list[tuple[str, bytes]], split: str, where: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    from torchvision.io import ImageReadMode, decode_jpeg
+    with warnings.catch_warnings():  # torchvision 0.29 announces TorchCodec; it is pinned and decodes exactly
+        warnings.filterwarnings("ignore", "The image decoding", DeprecationWarning)
+        from torchvision.io import ImageReadMode, decode_jpeg
 
     if not items:
         raise DatasetError(f"no JPEG images for split {split!r} found in {where}; expected "
@@ -287,7 +313,9 @@ def _decode_jpegs(items: list[tuple[str, bytes]], split: str, where: Path) -> tu
         raise DatasetError(f"unexpected class folders {unknown} in {where}; expected {CIFAR10_CLASSES}.")
     datas = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for _, b in items]
     try:
-        decoded = decode_jpeg(datas, mode=ImageReadMode.RGB)
+        with warnings.catch_warnings():  # torchvision 0.29 announces TorchCodec; it is pinned and decodes exactly
+            warnings.filterwarnings("ignore", "The image decoding", DeprecationWarning)
+            decoded = decode_jpeg(datas, mode=ImageReadMode.RGB)
     except RuntimeError as exc:
         raise DatasetError(f"a JPEG in {where} ({split}) could not be decoded ({exc}); the copy is corrupt.") from exc
     images = torch.stack(decoded)

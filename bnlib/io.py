@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,3 +47,23 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+# Set by the runner for its kernels: progress then goes to the runner's terminal or log, not into the notebook.
+RUNNER_ENV = "BNLIB_CHECKOUT"
+
+
+def console():
+    """The stream for progress lines: the kernel's real stderr under the runner (the user's terminal), else None."""
+    return sys.__stderr__ if os.environ.get(RUNNER_ENV) else None
+
+
+def console_line(text: str) -> None:
+    stream = console()
+    if stream is not None:
+        print(text, file=stream, flush=True)

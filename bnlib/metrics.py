@@ -53,6 +53,14 @@ def spatial_mean_pool(acts: torch.Tensor) -> torch.Tensor:
     return acts.mean(dim=(2, 3)) if acts.dim() == 4 else acts
 
 
+def _as_tensor(a) -> torch.Tensor:
+    """A tensor view of `a`; read-only numpy arrays (pandas copy-on-write) are copied, as torch needs."""
+    if isinstance(a, torch.Tensor):
+        return a
+    a = np.asarray(a)
+    return torch.from_numpy(a if a.flags.writeable else a.copy())
+
+
 def silhouette_score(X, labels, metric: str = "euclidean", device=None,
                      block_size: int = DEFAULT_BLOCK, backend: str = "auto") -> float:
     """The exact mean silhouette coefficient, as `sklearn.metrics.silhouette_score` defines it.
@@ -72,11 +80,11 @@ def silhouette_score(X, labels, metric: str = "euclidean", device=None,
         raise ValueError(f"unknown metric {metric!r}; valid choices: euclidean, cosine")
     if backend not in ("auto", "torch", "numpy"):
         raise ValueError(f"unknown backend {backend!r}; valid choices: auto, torch, numpy")
-    X = torch.as_tensor(X)
+    X = _as_tensor(X)
     if X.dim() > 2:
         X = X.flatten(1)
     n = X.shape[0]
-    labels = torch.as_tensor(labels).reshape(-1)
+    labels = _as_tensor(labels).reshape(-1)
     if labels.shape[0] != n:
         raise ValueError(f"X has {n} samples but labels has {labels.shape[0]}")
     _, codes = torch.unique(labels.cpu(), return_inverse=True)

@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import types
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from .config import Arch, ConfigError, Dataset, Norm, TrainConfig, validated
-from .paths import FIGURES_DIR, PARAMS_DIR
+from .config import STRICT, Arch, ConfigError, Dataset, Init, LearningRate, Norm, TrainConfig, Width, validated
+from .data import DATASET_SIZES
+from .io import RUNNER_ENV
+from .paths import FIGURES_DIR, PARAMS_DIR, REPO_ROOT
+
+# Set by the runner for the kernels it starts: the checkout whose bnlib and params/ the run must use.
+CHECKOUT_ENV = RUNNER_ENV
 
 # Keys that say where or how to run, not what to compute: they never change a result.
-PLACEMENT_KEYS = {"output_dir", "data_dir", "cache_dir", "device", "progress"}
+PLACEMENT_KEYS = {"output_dir", "data_dir", "cache_dir", "device", "progress", "notebooks"}
+ALL_NOTEBOOKS = ("00_models", "01_sparsity", "02_silhouette", "03_umap")  # what a profile runs by default
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit"}
 _HIDDEN_LAYER_NAMES = {"cnn4": [f"conv{i}" for i in range(1, 5)] + ["fc1"],
                        "vgg16": [f"conv{i}" for i in range(1, 14)] + ["fc1"]}
@@ -30,7 +37,7 @@ _HIDDEN_LAYER_NAMES = {"cnn4": [f"conv{i}" for i in range(1, 5)] + ["fc1"],
 class ExperimentParams(BaseModel):
     """Every knob of one experiment. Comments in params/*.yaml say what each is for."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
     profile: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     # what is trained
@@ -39,7 +46,7 @@ class ExperimentParams(BaseModel):
     norms: list[Norm] = Field(min_length=1)
     seeds: list[int] = Field(min_length=1)
     optimizer: Literal["sgd", "adam"]
-    lr: dict[Norm, float]
+    lr: dict[Norm, LearningRate]
     momentum: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     epochs: int = Field(ge=1, le=1000)
@@ -47,6 +54,8 @@ class ExperimentParams(BaseModel):
     batch_size: int = Field(ge=2, le=65536)
     augment: bool = False
     train_subset: int | None = Field(None, ge=10)
+    width: Width = 1.0
+    init: Init = "pytorch"
     # how representations are measured
     n_represent: int = Field(ge=20)
     represent_seed: int = Field(0, ge=0)
@@ -67,12 +76,14 @@ class ExperimentParams(BaseModel):
     # where and how to run
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool = True
+    cpu_bf16: bool = False
     channels_last: bool = True
     compile: bool = False
     progress: bool = False
     data_dir: str | None = None
     cache_dir: str | None = None
     output_dir: str | None = None
+    notebooks: list[str] | None = None  # which notebooks `make figures` runs for this profile; None = 00-03
 
     @field_validator("seeds")
     @classmethod
@@ -81,13 +92,24 @@ class ExperimentParams(BaseModel):
             raise ValueError("seeds must be distinct non-negative integers")
         return v
 
+    @field_validator("norms")
+    @classmethod
+    def _norms(cls, v):
+        if len(set(v)) != len(v):
+            raise ValueError(f"norms {v} lists a norm twice; give each once")
+        return v
+
     @model_validator(mode="after")
     def _consistent(self):
         missing = [n for n in self.norms if n not in self.lr]
         if missing:
             raise ValueError(f"lr has no value for norm(s) {missing}; give one per norm, e.g. {{batch: 0.01, none: 0.01}}")
-        if any(v <= 0 for v in self.lr.values()):
-            raise ValueError("every lr must be > 0")
+        n_train, _ = DATASET_SIZES[self.dataset]
+        for key in ("train_subset", "n_represent"):
+            value = getattr(self, key)
+            if value is not None and value > n_train:
+                raise ValueError(f"{key} = {value} is more than the {n_train} training images of {self.dataset}; "
+                                 f"use at most {n_train}")
         valid = _HIDDEN_LAYER_NAMES[self.arch]
         for key in ("layers", "umap_layers"):
             chosen = getattr(self, key)
@@ -101,6 +123,11 @@ class ExperimentParams(BaseModel):
             raise ValueError("momentum applies to optimizer 'sgd' only; set it to 0 for 'adam'")
         if (self.dataset.startswith("cifar")) != (self.arch == "vgg16"):
             raise ValueError(f"arch {self.arch!r} does not fit dataset {self.dataset!r}: use cnn4 for MNIST, vgg16 for CIFAR-10")
+        missing = [n for n in self.notebook_list() if not (REPO_ROOT / "notebooks" / f"{n}.py").is_file()]
+        if missing:
+            raise ValueError(f"notebooks {missing} do not exist; valid: "
+                             f"{sorted(q.stem for q in (REPO_ROOT / 'notebooks').glob('[0-9]*.py'))}")
+        self.train_configs()  # every model's config is valid now, not later in a notebook
         return self
 
     # -------------------------------------------------------------- derived
@@ -109,11 +136,15 @@ class ExperimentParams(BaseModel):
                            optimizer=self.optimizer, lr=self.lr[norm], momentum=self.momentum,
                            weight_decay=self.weight_decay, epochs=self.epochs,
                            lr_schedule=self.lr_schedule, batch_size=self.batch_size,
-                           augment=self.augment, train_subset=self.train_subset, device=self.device,
-                           bf16=self.bf16, channels_last=self.channels_last, compile=self.compile)
+                           augment=self.augment, train_subset=self.train_subset, width=self.width, init=self.init,
+                           device=self.device, bf16=self.bf16, cpu_bf16=self.cpu_bf16,
+                           channels_last=self.channels_last, compile=self.compile)
 
     def train_configs(self) -> list[TrainConfig]:
         return [self.train_config(norm, seed) for norm in self.norms for seed in self.seeds]
+
+    def notebook_list(self) -> list[str]:
+        return list(self.notebooks or ALL_NOTEBOOKS)
 
     def hidden_layers(self) -> list[str]:
         return list(_HIDDEN_LAYER_NAMES[self.arch]) if self.layers == "all" else list(self.layers)
@@ -142,16 +173,49 @@ def available_profiles() -> list[str]:
     return sorted(p.stem for p in PARAMS_DIR.glob("*.yaml"))
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice (PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (first on line {seen[key] + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a params file; a syntax error or a duplicated key names the file and the line."""
+    try:
+        return yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"cannot read {where}: {problem}. Fix the YAML there (one `key: value` per line).") from None
+
+
 def load_profile(profile: str) -> dict[str, Any]:
     path = PARAMS_DIR / f"{profile}.yaml"
     if not path.is_file():
         raise ConfigError(f"key 'profile' = {profile!r}: no file {path}; available profiles: "
                           f"{', '.join(available_profiles())}")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = read_yaml(path) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of key: value")
     data.setdefault("profile", profile)
     return data
+
+
+def check_checkout() -> None:
+    """Stop when this kernel imports bnlib from another checkout than the runner that started it."""
+    want = os.environ.get(CHECKOUT_ENV)
+    if want and Path(want).resolve() != REPO_ROOT:
+        raise ConfigError(f"this kernel imports bnlib from {REPO_ROOT}, but the runner runs the checkout {want}. "
+                          f"Install that checkout in the environment (pip install -e {want}) or run its own runner.")
 
 
 def resolve(profile: str = "quick", **overrides) -> ExperimentParams:
@@ -176,4 +240,5 @@ def from_notebook(namespace: dict[str, Any]) -> ExperimentParams:
              and not isinstance(value, (types.ModuleType, types.FunctionType, type))
              and (name in fields or name in before_first_call)}
     profile = given.pop("profile", "quick")
+    check_checkout()
     return resolve(profile, **given)

@@ -14,12 +14,15 @@ import pandas as pd
 import seaborn as sns
 
 from .io import atomic_path
+from .paths import REPO_ROOT
 
 # Stable element ids: an SVG regenerated from the same numbers is byte-identical, so git shows real changes only.
 plt.rcParams["svg.hashsalt"] = "bnrep"
 
-NORM_LABELS = {"batch": "BN", "none": "no BN"}
-NORM_PALETTE = {"BN": "#1f77b4", "no BN": "#d62728"}
+NORM_LABELS = {"batch": "BN", "none": "no BN", "batch_noaffine": "BN, no affine", "batch_after_relu": "BN after ReLU",
+               "group": "GroupNorm", "layer": "LayerNorm", "instance": "InstanceNorm"}
+NORM_PALETTE = dict(zip(NORM_LABELS.values(),
+                        ["#1f77b4", "#d62728", "#17becf", "#9467bd", "#2ca02c", "#ff7f0e", "#8c564b"]))
 METRIC_LABELS = {
     "channel_sparsity": "average channel sparsity",
     "element_sparsity": "element sparsity",
@@ -35,17 +38,34 @@ def _with_labels(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _variants(data: pd.DataFrame) -> list[str]:
+    """The variants present, in the factory's order (BN, no BN, then the ablation norms)."""
+    present = set(data["variant"])
+    return [v for v in NORM_LABELS.values() if v in present]
+
+
+def _nothing_to_plot(ax, what: str) -> None:
+    ax.text(0.5, 0.5, f"no usable run: nothing to plot for {what}", ha="center", va="center", transform=ax.transAxes)
+    ax.set(xticks=[], yticks=[])
+
+
 def layer_metric_plot(df: pd.DataFrame, metric: str, ax=None, kind: str = "bar", title: str | None = None):
     """One metric per layer, BN vs no-BN: bars (or points) = mean over seeds, error bars = std over seeds."""
     data = _with_labels(df[df.metric == metric].sort_values("layer_index"))
     ax = ax or plt.subplots(figsize=(7, 3.5))[1]
+    if data.empty:
+        _nothing_to_plot(ax, METRIC_LABELS.get(metric, metric))
+        ax.legend([], frameon=False)
+        return ax
     order = list(dict.fromkeys(data.layer))
-    common = dict(data=data, x="layer", y="value", hue="variant", order=order, hue_order=["BN", "no BN"],
+    hue_order = _variants(data)
+    common = dict(data=data, x="layer", y="value", hue="variant", order=order, hue_order=hue_order,
                   palette=NORM_PALETTE, errorbar="sd", ax=ax)
     if kind == "bar":
         sns.barplot(capsize=0.15, err_kws={"linewidth": 1}, **common)
     else:
-        sns.pointplot(dodge=0.3, linestyles="-", markers="o", capsize=0.1, **common)
+        sns.pointplot(dodge=min(0.3, 0.15 * len(hue_order)) if len(hue_order) <= 2 else 0.45, linestyles="-", markers="o", capsize=0.1,
+                      err_kws={"linewidth": 1}, **common)
     ax.set_xlabel("layer")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     ax.legend(title=None, frameon=False)
@@ -59,7 +79,7 @@ def metric_panels(df: pd.DataFrame, metrics: list[str], kind: str = "bar", title
     fig, axes = plt.subplots(len(metrics), 1, figsize=(7.5, 2.9 * len(metrics)), squeeze=False, sharex=True)
     for ax, metric in zip(axes[:, 0], metrics):
         layer_metric_plot(df, metric, ax=ax, kind=kind)
-        if ax is not axes[0, 0]:
+        if ax is not axes[0, 0] and ax.get_legend() is not None:
             ax.get_legend().remove()
     if title:
         fig.suptitle(title)
@@ -72,7 +92,10 @@ def training_curves(history: pd.DataFrame, title: str | None = None):
     data = _with_labels(history)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.3))
     for ax, (col, label) in zip(axes, [("test_acc", "test accuracy"), ("train_loss", "training loss")]):
-        sns.lineplot(data=data, x="epoch", y=col, hue="variant", hue_order=["BN", "no BN"], palette=NORM_PALETTE,
+        if data.empty:
+            _nothing_to_plot(ax, label)
+            continue
+        sns.lineplot(data=data, x="epoch", y=col, hue="variant", hue_order=_variants(data), palette=NORM_PALETTE,
                      errorbar="sd", marker="o", ax=ax)
         ax.set_ylabel(label)
         ax.legend(title=None, frameon=False)
@@ -85,8 +108,12 @@ def training_curves(history: pd.DataFrame, title: str | None = None):
 def umap_grid(emb: pd.DataFrame, title: str | None = None):
     """One panel per (variant, layer): UMAP coordinates coloured by class."""
     emb = _with_labels(emb)
+    if emb.empty:
+        fig, ax = plt.subplots(figsize=(4, 3))
+        _nothing_to_plot(ax, "UMAP")
+        return fig
     layers = list(dict.fromkeys(emb.layer))
-    variants = [v for v in ("BN", "no BN") if v in set(emb.variant)]
+    variants = _variants(emb)
     fig, axes = plt.subplots(len(variants), len(layers), figsize=(3.2 * len(layers), 3.2 * len(variants)),
                              squeeze=False)
     classes = list(dict.fromkeys(emb.sort_values("label")["class"]))
@@ -109,8 +136,15 @@ def umap_grid(emb: pd.DataFrame, title: str | None = None):
     return fig
 
 
-def save_figure(fig, data: pd.DataFrame, out_dir: str | Path, name: str) -> list[Path]:
-    """Write `<name>.png`, `<name>.svg` and `<name>.csv` (the plotted numbers) atomically."""
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return path.name  # outside the repository (a test, a custom output_dir): no machine path in a notebook
+
+
+def save_figure(fig, data: pd.DataFrame, out_dir: str | Path, name: str) -> None:
+    """Write `<name>.png`, `<name>.svg` and `<name>.csv` (the plotted numbers) atomically, and say where."""
     out_dir = Path(out_dir)
     paths = []
     for ext in ("png", "svg"):
@@ -120,12 +154,44 @@ def save_figure(fig, data: pd.DataFrame, out_dir: str | Path, name: str) -> list
             fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight",
                         metadata={"Date": None} if ext == "svg" else None)
         paths.append(target)
-    paths.append(save_table(data, out_dir, name))
-    return paths
+    paths.append(_write_csv(data, out_dir, name))
+    print("saved " + ", ".join(_shown(p) for p in paths))
 
 
-def save_table(data: pd.DataFrame, out_dir: str | Path, name: str) -> Path:
+def save_table(data: pd.DataFrame, out_dir: str | Path, name: str) -> None:
+    print(f"saved {_shown(_write_csv(data, out_dir, name))}")
+
+
+def _write_csv(data: pd.DataFrame, out_dir: str | Path, name: str) -> Path:
     target = Path(out_dir) / f"{name}.csv"
     with atomic_path(target) as tmp:
         data.to_csv(tmp, index=False, float_format="%.6g")
     return target
+
+
+def ablation_figure(df: pd.DataFrame, metrics: list[str], title: str | None = None):
+    """One panel per metric, one colour per norm: test accuracy as bars, layer metrics as points per layer."""
+    data = _with_labels(df)
+    variants = _variants(data)
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(9, 2.8 * len(metrics)), squeeze=False)
+    for ax, metric in zip(axes[:, 0], metrics):
+        part = data[data.metric == metric]
+        if metric in ("test_accuracy", "train_accuracy"):
+            sns.barplot(data=part, x="variant", y="value", hue="variant", order=variants, hue_order=variants,
+                        palette=NORM_PALETTE, errorbar="sd", capsize=0.15, err_kws={"linewidth": 1}, ax=ax,
+                        legend=False)
+            low = part.groupby("variant")["value"].mean().min()
+            ax.set_ylim(max(0.0, low - 0.05), 1.0)
+            ax.set_xlabel("")
+        else:
+            layer_metric_plot(df[df.metric == metric], metric, ax=ax, kind="point")
+            if ax.get_legend() is not None:
+                ax.get_legend().remove()
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric.replace("_", " ")))
+    handles = [plt.Line2D([], [], marker="o", linestyle="-", color=NORM_PALETTE[v], label=v) for v in variants]
+    fig.legend(handles=handles, loc="upper center", ncol=min(len(variants), 7), frameon=False,
+               bbox_to_anchor=(0.5, 1.0 if not title else 0.97))
+    if title:
+        fig.suptitle(title, y=1.0)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return fig

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -21,9 +22,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .cache import Artifact
+from .io import console_line
 from .data import DATASET_TITLES, ImageData, load_dataset, stratified_indices
 from .hooks import iter_representations
-from .io import atomic_path
 from .metrics import channel_sparsity, dead_channels, element_sparsity, silhouette_score, spatial_mean_pool
 from .params import ExperimentParams
 from .paths import resolve_cache_dir
@@ -31,26 +33,33 @@ from .train import TrainedModel, artifact_dir, get_or_train, load_train_test, re
 
 COLUMNS = ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"]
 LAYER_METRICS = ("channel_sparsity", "element_sparsity", "dead_channels", "silhouette", "silhouette_pooled")
+# "diverged" is 1 for every run excluded from the statistics: diverged (non-finite) or failed (at chance).
 MODEL_METRICS = ("train_accuracy", "test_accuracy", "diverged")
-RESULTS_FORMAT = 1
+RESULTS_FORMAT = 2
 
 # Wall-clock seconds spent per stage in this process, for the "where did the time go" tables.
 TIMINGS: dict[str, float] = defaultdict(float)
 
 
 def train_all(params: ExperimentParams, log=print) -> list[TrainedModel]:
-    """Every (norm, seed) model of the experiment, from the cache or trained now."""
+    """Every (norm, seed) model of the experiment, from the cache or trained now.
+
+    Under the runner, one progress line per model goes to the terminal (or log) as well.
+    """
     models, data = [], None
-    for config in params.train_configs():
+    configs = params.train_configs()
+    for i, config in enumerate(configs, start=1):
         t0 = time.perf_counter()
         if data is None and not _all_cached(params):
             data = load_train_test(config, params.data_dir)
         trained = get_or_train(config, params.data_dir, params.cache_dir, progress=params.progress or None, data=data)
         TIMINGS["train"] += time.perf_counter() - t0
         where = "cache" if trained.from_cache else f"trained in {time.perf_counter() - t0:.0f}s"
-        state = f"DIVERGED at epoch {trained.diverged_epoch}" if trained.diverged else \
+        state = f"EXCLUDED, {trained.status}: {trained.reason}" if trained.diverged else \
             f"train acc {trained.train_accuracy:.4f}, test acc {trained.test_accuracy:.4f}"
         log(f"{trained.name}: {state} ({where})")
+        if not trained.from_cache:
+            console_line(f"  [{i}/{len(configs)}] {trained.name}: {state} ({where})")
         models.append(trained)
     return models
 
@@ -75,34 +84,42 @@ def _measure_key(params: ExperimentParams) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _artifact(trained: TrainedModel, params: ExperimentParams) -> Artifact | None:
+    return Artifact(trained.config, params.cache_dir) if trained.path is not None else None
+
+
 def measure_model(trained: TrainedModel, reps: ImageData, params: ExperimentParams) -> pd.DataFrame:
-    """The tidy rows of one model: every layer metric, plus accuracies. Read from cache when present."""
-    cache = trained.path / "results" / f"metrics-{_measure_key(params)}.csv" if trained.path else None
-    if cache is not None and cache.is_file():
-        try:
-            df = pd.read_csv(cache)
-            if list(df.columns) == COLUMNS:
-                return df
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError):
-            pass  # unreadable cache: recompute below
+    """The tidy rows of one model: every layer metric, plus accuracies. Read from the verified cache when present.
+
+    A run that is not usable (diverged or failed) gets its accuracy rows only.
+    A layer whose activations are non-finite makes the run "diverged" on the
+    spot, with the layer named as the reason.
+    """
+    artifact = _artifact(trained, params)
+    name = f"metrics-{_measure_key(params)}.csv"
+    if artifact is not None:
+        cached = artifact.read_table(name, COLUMNS)
+        if cached is not None:
+            return cached
     cfg = trained.config
     rows = []
 
     def add(layer, index, metric, value):
         rows.append((cfg.dataset, cfg.arch, cfg.norm, cfg.seed, layer, index, metric, float(value)))
 
-    add("model", 0, "train_accuracy", trained.train_accuracy)
-    add("model", 0, "test_accuracy", trained.test_accuracy)
-    add("model", 0, "diverged", float(trained.diverged))
     device = resolve_device(params.device)
     dtype = torch.float16 if params.capture_dtype == "float16" else torch.float32
     labels = reps.labels
-    if not trained.diverged:  # a diverged model's activations are NaN: no metrics to report
+    if not trained.diverged:  # an excluded model's activations mean nothing: no metrics to report
         layers = params.hidden_layers()
         for index, (layer, acts) in enumerate(iter_representations(
                 trained.model, reps.images, reps.normalise, layers, device=device,
                 batch_size=params.capture_batch, dtype=dtype), start=1):
             t0 = time.perf_counter()
+            if not bool(torch.isfinite(acts).all()):
+                _exclude(trained, artifact, f"non-finite activations in {layer}")
+                rows.clear()
+                break
             thr = params.sparsity_threshold
             add(layer, index, "channel_sparsity", channel_sparsity(acts, thr).mean().item())
             add(layer, index, "element_sparsity", element_sparsity(acts, thr).mean().item())
@@ -113,11 +130,36 @@ def measure_model(trained: TrainedModel, reps: ImageData, params: ExperimentPara
                     silhouette_score(spatial_mean_pool(acts), labels, params.silhouette_metric, device=device))
             TIMINGS["metrics"] += time.perf_counter() - t0
             del acts
+    rows[:0] = [(cfg.dataset, cfg.arch, cfg.norm, cfg.seed, "model", 0, metric, float(value)) for metric, value in
+                (("train_accuracy", trained.train_accuracy), ("test_accuracy", trained.test_accuracy),
+                 ("diverged", trained.diverged))]
     df = pd.DataFrame(rows, columns=COLUMNS)
-    if cache is not None:
-        with atomic_path(cache) as tmp:
-            df.to_csv(tmp, index=False)
+    if artifact is not None:
+        artifact.write_table(name, df)
     return df
+
+
+def _exclude(trained: TrainedModel, artifact: Artifact | None, reason: str) -> None:
+    if artifact is not None:
+        artifact.mark_unusable(trained, "diverged", reason)
+    else:
+        trained.status, trained.reason = "diverged", reason
+
+
+def run_status(models: list[TrainedModel]) -> pd.DataFrame:
+    """One row per model: its status and, for an excluded run, why."""
+    return pd.DataFrame([{"norm": m.config.norm, "seed": m.config.seed, "status": m.status,
+                          "test_accuracy": m.test_accuracy, "reason": m.reason} for m in models])
+
+
+def describe_exclusions(models: list[TrainedModel]) -> str:
+    """Which runs are left out of every statistic, and why; every notebook prints this."""
+    out = [m for m in models if m.diverged]
+    if not out:
+        return f"All {len(models)} runs are usable: none is excluded from the statistics."
+    lines = [f"{len(out)} of {len(models)} runs are EXCLUDED from every statistic and figure:"]
+    lines += [f"  {m.name}: {m.status}: {m.reason}" for m in out]
+    return "\n".join(lines)
 
 
 def experiment_results(params: ExperimentParams, models: list[TrainedModel] | None = None,
@@ -136,44 +178,53 @@ def experiment_results(params: ExperimentParams, models: list[TrainedModel] | No
     return pd.concat(frames, ignore_index=True)
 
 
-def history_table(models: list[TrainedModel]) -> pd.DataFrame:
-    """Per-epoch training curves of every model, long-form."""
-    rows = [{"dataset": m.config.dataset, "arch": m.config.arch, "norm": m.config.norm,
-             "seed": m.config.seed, **h} for m in models for h in m.history]
+TIMING_COLUMNS = ("train_seconds", "seconds")  # wall clock: never part of a reproducible table
+
+
+def history_table(models: list[TrainedModel], timings: bool = False) -> pd.DataFrame:
+    """Per-epoch training curves of every model, long-form; with `timings`, the wall-clock seconds instead."""
+    keep = (lambda k: k == "epoch" or k in TIMING_COLUMNS) if timings else (lambda k: k not in TIMING_COLUMNS)
+    rows = [{"dataset": m.config.dataset, "arch": m.config.arch, "norm": m.config.norm, "seed": m.config.seed,
+             "status": m.status, **{k: v for k, v in h.items() if keep(k)}} for m in models for h in m.history]
     return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------ UMAP
-def umap_embedding(trained: TrainedModel, reps: ImageData, layer: str, params: ExperimentParams) -> np.ndarray:
-    """2-D UMAP of one layer's representations (first `umap_samples` of the set), cached as .npy."""
+def umap_embedding(trained: TrainedModel, reps: ImageData, layer: str, params: ExperimentParams) -> np.ndarray | None:
+    """2-D UMAP of one layer's representations (`umap_samples` of the set), cached as .npy.
+
+    None when the activations are non-finite: the run is then marked diverged.
+    """
     spec = {k: getattr(params, k) for k in ("dataset", "n_represent", "represent_seed", "umap_samples",
                                             "umap_seed", "umap_n_neighbors", "umap_min_dist", "umap_pca_dims")}
     key = hashlib.sha256(json.dumps(spec | {"layer": layer}, sort_keys=True).encode()).hexdigest()[:16]
-    cache = trained.path / "results" / f"umap-{layer}-{key}.npy" if trained.path else None
-    if cache is not None and cache.is_file():
-        try:
-            return np.load(cache, allow_pickle=False)
-        except (ValueError, OSError):
-            pass
+    artifact, name = _artifact(trained, params), f"umap-{layer}-{key}.npy"
+    if artifact is not None:
+        cached = artifact.read_array(name)
+        if cached is not None:
+            return cached
     t0 = time.perf_counter()
     sample = reps.subset(stratified_indices(reps.labels, params.umap_samples, params.umap_seed))
     (_, acts), = iter_representations(trained.model, sample.images, sample.normalise, [layer],
                                       device=resolve_device(params.device), batch_size=params.capture_batch)
     X = acts.flatten(1).double().cpu().numpy()
+    if not np.isfinite(X).all():
+        _exclude(trained, artifact, f"non-finite activations in {layer}")
+        return None
     if 0 < params.umap_pca_dims < min(X.shape):
         from sklearn.decomposition import PCA
         X = PCA(n_components=params.umap_pca_dims, random_state=params.umap_seed).fit_transform(X)
     os.environ.setdefault("NUMBA_CACHE_DIR", str(resolve_cache_dir(params.cache_dir) / "numba"))
-    import umap
+    with warnings.catch_warnings():  # umap imports tqdm.auto, which asks for ipywidgets: nothing to act on here
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import umap
 
     reducer = umap.UMAP(n_neighbors=params.umap_n_neighbors, min_dist=params.umap_min_dist,
                         random_state=params.umap_seed, n_jobs=1)
     embedding = reducer.fit_transform(X).astype(np.float32)
     TIMINGS["umap"] += time.perf_counter() - t0
-    if cache is not None:
-        with atomic_path(cache) as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, embedding)
+    if artifact is not None:
+        artifact.write_array(name, embedding)
     return embedding
 
 
@@ -188,11 +239,15 @@ def umap_table(params: ExperimentParams, models: list[TrainedModel]) -> pd.DataF
             continue
         for layer in params.umap_layers:
             emb = umap_embedding(trained, reps, layer, params)
+            if emb is None:
+                frames = [f for f in frames if not (f.norm == trained.config.norm).all()]
+                break
             frames.append(pd.DataFrame({"dataset": params.dataset, "arch": params.arch, "norm": trained.config.norm,
                                         "seed": trained.config.seed, "layer": layer, "sample": np.arange(len(emb)),
                                         "label": labels, "class": [reps.classes[i] for i in labels],
                                         "umap_x": emb[:, 0], "umap_y": emb[:, 1]}))
-    return pd.concat(frames, ignore_index=True)
+    columns = ["dataset", "arch", "norm", "seed", "layer", "sample", "label", "class", "umap_x", "umap_y"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
 def timing_table() -> pd.DataFrame:
@@ -203,16 +258,32 @@ def dataset_title(params: ExperimentParams) -> str:
     return DATASET_TITLES[params.dataset]
 
 
+def accuracy_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over the usable seeds of each variant's train and test accuracy, and how many seeds."""
+    from .stats import usable
+
+    acc = usable(df)
+    acc = acc[(acc.layer == "model") & acc.metric.isin(["train_accuracy", "test_accuracy"])]
+    if acc.empty:
+        return pd.DataFrame(columns=["norm", "metric", "mean", "std", "usable_seeds"])
+    return (acc.groupby(["norm", "metric"])["value"].agg(mean="mean", std="std", usable_seeds="count")
+            .reset_index())
+
+
 def describe_accuracy(df: pd.DataFrame) -> str:
-    """Mean ± std over seeds of train and test accuracy per variant, and any divergence."""
+    """Mean ± std over the usable seeds of train and test accuracy per variant, and how many were excluded."""
     acc = df[df.layer == "model"].pivot_table(index=["norm", "seed"], columns="metric", values="value")
     lines = []
     for norm, g in acc.groupby("norm"):
-        diverged = int(g["diverged"].sum())
+        excluded = int(g["diverged"].sum())
         ok = g[g["diverged"] == 0]
+        tail = f"; {excluded} run(s) excluded (diverged or failed)" if excluded else ""
+        if len(ok) == 0:
+            lines.append(f"{norm:>5}: no usable run{tail}")
+            continue
         lines.append(f"{norm:>5}: test accuracy {ok.test_accuracy.mean():.4f} ± {ok.test_accuracy.std():.4f}, "
                      f"train accuracy {ok.train_accuracy.mean():.4f} ± {ok.train_accuracy.std():.4f} "
-                     f"over {len(ok)} seed(s)" + (f"; {diverged} run(s) diverged" if diverged else ""))
+                     f"over {len(ok)} usable seed(s){tail}")
     return "\n".join(lines)
 
 
@@ -220,16 +291,23 @@ def embedding_silhouettes(embedding: pd.DataFrame) -> pd.DataFrame:
     """Silhouette (classes as clusters) of each 2-D UMAP panel."""
     rows = []
     for (norm, layer), g in embedding.groupby(["norm", "layer"], sort=False):
-        xy = torch.from_numpy(g[["umap_x", "umap_y"]].to_numpy())
+        xy = torch.from_numpy(g[["umap_x", "umap_y"]].to_numpy(copy=True))
         rows.append({"norm": norm, "layer": layer, "umap_silhouette": silhouette_score(xy, g["label"].to_numpy())})
     return pd.DataFrame(rows)
 
 
-def describe_embedding_silhouettes(scores: pd.DataFrame) -> str:
+def describe_embedding_silhouettes(scores: pd.DataFrame, norms=("batch", "none")) -> str:
+    """Per layer, which variant's 2-D picture separates the classes more; no comparison when a panel is missing."""
+    if scores.empty:
+        return "No UMAP panel to compare: no usable model for the chosen seed."
     wide = scores.pivot(index="layer", columns="norm", values="umap_silhouette")
+    missing = [n for n in norms if n not in wide.columns]
     lines = ["Silhouette of the 2-D UMAP embedding (classes as clusters), one seed:"]
     for layer, r in wide.reindex(list(dict.fromkeys(scores.layer))).iterrows():
         parts = ", ".join(f"{n} {r[n]:.3f}" for n in wide.columns)
-        better = "BN" if r.get("batch", float("nan")) > r.get("none", float("nan")) else "no BN"
+        if missing:
+            lines.append(f"  {layer:>6}: {parts} -> no comparison: no usable {'/'.join(missing)} model")
+            continue
+        better = "BN" if r["batch"] > r["none"] else "no BN"
         lines.append(f"  {layer:>6}: {parts} -> {better} separates the classes more in this picture")
     return "\n".join(lines)

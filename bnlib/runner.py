@@ -1,67 +1,189 @@
 """Run the figure notebooks headless with papermill: `python -m bnlib.runner --profile quick`.
 
-Each jupytext source `notebooks/NN_name.py` is converted to a fresh notebook,
-executed with the profile's keys injected as parameters, and renamed into
-place only when it succeeded: `notebooks/NN_name.ipynb` for the default
-profile, `figures/<profile>/NN_name.ipynb` for every other one.
+Each jupytext source `notebooks/NN_name.py` is converted to a fresh notebook
+and executed with the profile name and any overrides as parameters. The
+executed notebook is then put back into the shape of its source: papermill's
+injected cell is dropped and every cell keeps its source's metadata, so the
+output holds exactly the source's cells plus their outputs. For the default
+profile it replaces the paired `notebooks/NN_name.ipynb` (and takes the
+source's timestamp, so jupytext opens the pair without complaint); for every
+other run it goes to `figures/<profile>/NN_name.ipynb`, with the parameters
+cell rewritten to say which profile and overrides made it.
+
+The kernel is pinned to this checkout (PYTHONPATH and $BNLIB_CHECKOUT), a
+SIGTERM cleans up the kernel and temporary files, and a failure names the
+notebook, the cell and the error, and keeps the partial notebook beside the output.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import logging
 import os
-import shutil
+import signal
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
 
+from .config import ConfigError
 from .io import atomic_path
-from .params import load_profile, resolve
+from .params import CHECKOUT_ENV, PLACEMENT_KEYS, ExperimentParams, resolve
 from .paths import REPO_ROOT, resolve_cache_dir
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
-NOTEBOOKS = ("00_models", "01_sparsity", "02_silhouette", "03_umap")
+NOTEBOOKS = ("00_models", "01_sparsity", "02_silhouette", "03_umap", "05_norm_ablation")
 DEFAULT_PROFILE = "quick"
+KERNEL = "python3"
+# ipykernel warns on every start that loopback TCP is unencrypted: nothing a user can act on.
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
 
 
-def executed_path(name: str, profile: str, overrides: dict) -> Path:
-    params = resolve(profile, **overrides)
-    figures = params.figures_dir()
-    if profile == DEFAULT_PROFILE and figures.name == DEFAULT_PROFILE and "output_dir" not in overrides:
-        return NOTEBOOK_DIR / f"{name}.ipynb"  # the paired notebook is the default profile's run
-    return figures / f"{name}.ipynb"
+class NotebookFailed(RuntimeError):
+    """A notebook stopped with an error. The message names the notebook, the cell and the partial output."""
 
 
-def run_notebook(name: str, profile: str = DEFAULT_PROFILE, overrides: dict | None = None,
-                 output: Path | None = None, kernel: str = "python3", log=print) -> Path:
+def executed_path(name: str, params: ExperimentParams, overrides: dict) -> Path:
+    """The paired notebooks/NN.ipynb for the default profile run as it is (placement keys aside), else figures/."""
+    if params.profile == DEFAULT_PROFILE and set(overrides) <= PLACEMENT_KEYS:
+        return NOTEBOOK_DIR / f"{name}.ipynb"
+    return params.figures_dir() / f"{name}.ipynb"
+
+
+def _source_notebook(name: str):
     import jupytext
-    import papermill
 
-    overrides = dict(overrides or {})
     source = NOTEBOOK_DIR / f"{name}.py"
     if not source.is_file():
         raise FileNotFoundError(f"no notebook source {source}; available: {', '.join(NOTEBOOKS)}")
-    resolve(profile, **overrides)  # a bad key fails here, before a kernel starts
-    output = Path(output) if output else executed_path(name, profile, overrides)
-    parameters = load_profile(profile) | overrides | {"profile": profile}
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(resolve_cache_dir(parameters.get("cache_dir")) / "numba"))
-    with tempfile.TemporaryDirectory() as tmp:
-        fresh = Path(tmp) / f"{name}.ipynb"
-        notebook = jupytext.read(source)
-        notebook.metadata["kernelspec"] = {"name": kernel, "display_name": "Python 3", "language": "python"}
-        notebook.metadata["language_info"] = {"name": "python"}
-        jupytext.write(notebook, fresh)
-        t0 = time.perf_counter()
-        executed = Path(tmp) / "executed.ipynb"
-        papermill.execute_notebook(str(fresh), str(executed), parameters=parameters,
-                                   kernel_name=kernel, language="python", cwd=str(NOTEBOOK_DIR), progress_bar=False)
+    notebook = jupytext.read(source)
+    notebook.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3", "language": "python"}
+    notebook.metadata["language_info"] = {"name": "python"}
+    return notebook
+
+
+def parameters_source(profile: str, overrides: dict) -> str:
+    """The parameters cell of an executed notebook: the profile and each override, as Python."""
+    lines = [f"profile = {profile!r}  # params/{profile}.yaml"]
+    lines += [f"{key} = {value!r}" for key, value in overrides.items()]
+    return "\n".join(lines)
+
+
+def restore_cells(executed, source, parameters: str | None = None):
+    """The executed notebook with exactly the source's cells: injected cell gone, source metadata back."""
+    papermill_tags = {"injected-parameters", "papermill-error-cell-tag"}
+    cells = [c for c in executed.cells if not papermill_tags & set(c.metadata.get("tags", []))]
+    if [c.source for c in cells] != [c.source for c in source.cells]:
+        raise RuntimeError("executed notebook's cells do not match its source")  # papermill changed more than expected
+    for cell, original in zip(cells, source.cells):
+        cell.metadata = copy.deepcopy(original.metadata)
+        if parameters is not None and "parameters" in original.metadata.get("tags", []):
+            cell.source = parameters
+    executed.cells = cells
+    executed.metadata = {k: v for k, v in executed.metadata.items() if k in ("kernelspec", "language_info")}
+    return executed
+
+
+class _QuietPapermill(logging.Filter):
+    """Profile keys are validated by bnlib; papermill's 'unknown parameter' note is noise."""
+
+    def filter(self, record):
+        return "Passed unknown parameter" not in record.getMessage()
+
+
+@contextmanager
+def _pinned_kernel_env():
+    """Kernels started in here import bnlib from this checkout, whatever the environment has installed."""
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", CHECKOUT_ENV)}
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), saved["PYTHONPATH"]) if p)
+    os.environ[CHECKOUT_ENV] = str(REPO_ROOT)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _failed_cell(nb) -> tuple[int, str]:
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                return i, f"{out.get('ename')}: {out.get('evalue')}"
+    return -1, "unknown error"
+
+
+def run_notebook(name: str, profile: str = DEFAULT_PROFILE, overrides: dict | None = None,
+                 output: Path | None = None, kernel: str = KERNEL, log=print) -> Path:
+    import nbformat
+    import papermill
+    from nbclient.exceptions import DeadKernelError
+
+    overrides = dict(overrides or {})
+    params = resolve(profile, **overrides)  # a bad key fails here, before a kernel starts
+    source = _source_notebook(name)
+    output = Path(output) if output else executed_path(name, params, overrides)
+    paired = output == NOTEBOOK_DIR / f"{name}.ipynb"
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(resolve_cache_dir(params.cache_dir) / "numba"))
+    logging.getLogger("papermill").addFilter(_QuietPapermill())
+    t0 = time.perf_counter()
+    log(f"{name}: started (profile {profile})")
+    with tempfile.TemporaryDirectory(prefix="bnlib-run-") as tmp:
+        fresh, executed = Path(tmp) / f"{name}.ipynb", Path(tmp) / "executed.ipynb"
+        nbformat.write(source, fresh)
+        try:
+            with _pinned_kernel_env():
+                papermill.execute_notebook(str(fresh), str(executed), parameters={"profile": profile} | overrides,
+                                           kernel_name=kernel, language="python", cwd=str(NOTEBOOK_DIR),
+                                           progress_bar=False, extra_arguments=KERNEL_ARGS)
+        except DeadKernelError as exc:
+            raise NotebookFailed(f"{name}: the kernel died ({exc}). Trained models are checkpointed every epoch: "
+                                 f"re-running the same command resumes where it stopped.") from None
+        except papermill.PapermillExecutionError as exc:
+            partial = output.with_suffix(".failed.ipynb")
+            if executed.is_file():
+                partial.parent.mkdir(parents=True, exist_ok=True)
+                nb = restore_cells(nbformat.read(executed, as_version=4), source, parameters_source(profile, overrides))
+                nbformat.write(nb, partial)
+            raise NotebookFailed(f"{name}: cell {exc.cell_index} failed with {exc.ename}: {exc.evalue}\n"
+                                 f"The partial notebook is {partial}; re-running resumes from the cache.") from None
+        nb = restore_cells(nbformat.read(executed, as_version=4), source,
+                           None if paired else parameters_source(profile, overrides))
         with atomic_path(output) as out:  # only a notebook that ran to the end is put in place
-            shutil.copyfile(executed, out)
-    log(f"{name}: executed with profile {profile!r} in {time.perf_counter() - t0:.0f}s -> {output}")
+            nbformat.write(nb, out)
+    output.with_suffix(".failed.ipynb").unlink(missing_ok=True)
+    if paired:  # same timestamp as its source: jupytext then reads the pair without a "more recent" error
+        stamp = (NOTEBOOK_DIR / f"{name}.py").stat().st_mtime
+        os.utime(output, (stamp, stamp))
+    log(f"{name}: done in {time.perf_counter() - t0:.0f}s -> {_display(output)}")
     return output
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")  # unwinds: the kernel is shut down and temporary files removed
+
+
+def parse_overrides(items: list[str]) -> dict:
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"-p {item!r}: expected KEY=VALUE")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
 
 
 def main(argv=None) -> int:
@@ -71,16 +193,22 @@ def main(argv=None) -> int:
     ap.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                     help="override one key; VALUE is read as YAML (e.g. -p epochs=3 -p seeds=[0,1])")
     args = ap.parse_args(argv)
-    overrides = {}
-    for item in args.param:
-        key, sep, value = item.partition("=")
-        if not sep:
-            ap.error(f"-p {item!r}: expected KEY=VALUE")
-        overrides[key] = yaml.safe_load(value)
-    t0 = time.perf_counter()
-    for name in args.notebook or NOTEBOOKS:
-        run_notebook(name, args.profile, overrides)
-    print(f"all notebooks: {time.perf_counter() - t0:.0f}s")
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        overrides = parse_overrides(args.param)
+        params = resolve(args.profile, **overrides)
+        names = args.notebook or params.notebook_list()
+        t0 = time.perf_counter()
+        written = [run_notebook(name, args.profile, overrides) for name in names]
+    except (ConfigError, NotebookFailed) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        print(f"stopped ({exc or 'interrupted'}); re-running the same command resumes from the cache", file=sys.stderr)
+        return 130
+    figures = sorted({p.name for p in params.figures_dir().glob("*.png")})
+    print(f"summary: {len(written)} notebook(s) in {time.perf_counter() - t0:.0f}s; figures in "
+          f"{_display(params.figures_dir())}/: {', '.join(figures) or 'none'}")
     return 0
 
 

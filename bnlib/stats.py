@@ -7,8 +7,22 @@ import pandas as pd
 from scipy import stats
 
 
+MIN_SEEDS = 2  # per side: with fewer, a comparison gives no verdict
+
+
+def usable(df: pd.DataFrame) -> pd.DataFrame:
+    """Only the rows of usable runs: every row of a model whose "diverged" flag is 1 is dropped."""
+    flags = df[(df.layer == "model") & (df.metric == "diverged")]
+    bad = set(map(tuple, flags[flags.value != 0][["norm", "seed"]].to_numpy().tolist()))
+    if not bad:
+        return df
+    keep = [(n, s) not in bad for n, s in zip(df.norm, df.seed)]
+    return df[keep]
+
+
 def summarise(df: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Mean, std (ddof=1) and n over seeds, per norm and layer."""
+    """Mean, std (ddof=1) and n over the usable seeds, per norm and layer."""
+    df = usable(df)
     sub = df[df.metric == metric]
     out = (sub.groupby(["norm", "layer_index", "layer"], sort=True)["value"]
            .agg(mean="mean", std="std", n="count").reset_index())
@@ -16,30 +30,42 @@ def summarise(df: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 
 def compare_norms(df: pd.DataFrame, metric: str, a: str = "batch", b: str = "none") -> pd.DataFrame:
-    """Per layer: BN mean/std, no-BN mean/std, difference (a - b), Welch's t-test over seeds.
+    """Per layer: mean/std of `a` and of `b`, difference (a - b), Welch's t-test over the usable seeds.
 
-    With fewer than two seeds per side the test is undefined and reported as NaN.
+    With fewer than MIN_SEEDS usable seeds on a side the test is undefined: p is
+    NaN and `testable` is False. When both sides are constant, p is 1 for equal
+    values and 0 for different ones (Welch's t is then undefined, the answer is not).
     """
-    sub = df[df.metric == metric]
+    sub = usable(df)
+    sub = sub[(sub.metric == metric) & (sub.layer != "model")] if metric not in ("train_accuracy", "test_accuracy") \
+        else sub[sub.metric == metric]
     rows = []
     for (index, layer), g in sub.groupby(["layer_index", "layer"], sort=True):
         x = g[g.norm == a]["value"].dropna().to_numpy()
         y = g[g.norm == b]["value"].dropna().to_numpy()
-        if len(x) >= 2 and len(y) >= 2 and (x.std() > 0 or y.std() > 0):
+        testable = len(x) >= MIN_SEEDS and len(y) >= MIN_SEEDS
+        if not testable:
+            t, p = np.nan, np.nan
+        elif x.std() > 0 or y.std() > 0:
             t, p = stats.ttest_ind(x, y, equal_var=False)
         else:
-            t, p = np.nan, np.nan
+            t, p = np.nan, (1.0 if x.mean() == y.mean() else 0.0)
         rows.append({"metric": metric, "layer_index": index, "layer": layer,
                      f"mean_{a}": x.mean() if len(x) else np.nan, f"std_{a}": x.std(ddof=1) if len(x) > 1 else np.nan,
                      f"mean_{b}": y.mean() if len(y) else np.nan, f"std_{b}": y.std(ddof=1) if len(y) > 1 else np.nan,
                      "diff": (x.mean() - y.mean()) if len(x) and len(y) else np.nan,
-                     "t": t, "p": p, "n_seeds": min(len(x), len(y))})
+                     "t": t, "p": p, "n_seeds": min(len(x), len(y)), f"n_{a}": len(x), f"n_{b}": len(y),
+                     "testable": testable})
     return pd.DataFrame(rows)
 
 
 def sparsity_vs_generalisation(df: pd.DataFrame, sparsity_metric: str = "channel_sparsity") -> pd.DataFrame:
     """One row per model: mean sparsity over hidden layers, test accuracy and generalisation gap."""
+    df = usable(df)
     layer_rows = df[(df.metric == sparsity_metric) & (df.layer != "model")]
+    if layer_rows.empty:
+        return pd.DataFrame(columns=["norm", "seed", "mean_" + sparsity_metric, "diverged", "test_accuracy",
+                                     "train_accuracy", "generalisation_gap"])
     sparsity = layer_rows.groupby(["norm", "seed"])["value"].mean().rename("mean_" + sparsity_metric)
     acc = df[df.layer == "model"].pivot_table(index=["norm", "seed"], columns="metric", values="value")
     out = pd.concat([sparsity, acc], axis=1).reset_index()
@@ -63,17 +89,27 @@ def _fmt_p(p: float) -> str:
 
 
 def describe_comparison(cmp: pd.DataFrame, what: str, alpha: float = 0.05) -> str:
-    """Plain sentences on where BN is higher, lower or not distinguishable, from a compare_norms table."""
+    """Plain sentences on where BN is higher, lower or not distinguishable, from a compare_norms table.
+
+    A layer with fewer than MIN_SEEDS usable seeds on a side gets no verdict, and the text says so.
+    """
     if cmp.empty:
-        return f"No {what} values to compare."
-    higher = cmp[(cmp.p < alpha) & (cmp["diff"] > 0)].layer.tolist()
-    lower = cmp[(cmp.p < alpha) & (cmp["diff"] < 0)].layer.tolist()
-    same = cmp[~((cmp.p < alpha))].layer.tolist()
-    n = int(cmp.n_seeds.min())
-    parts = [f"{what}, BN minus no-BN, Welch's t-test over {n} seed(s) per side, alpha={alpha}:"]
+        return f"No {what} values to compare: no usable run has them."
+    ok = cmp[cmp.testable]
+    untestable = cmp[~cmp.testable].layer.tolist()
+    if ok.empty:
+        return (f"{what}: NO VERDICT. Fewer than {MIN_SEEDS} usable seeds on a side "
+                f"(BN {int(cmp.n_batch.max())}, no BN {int(cmp.n_none.max())}); see the excluded runs above.")
+    higher = ok[(ok.p < alpha) & (ok["diff"] > 0)].layer.tolist()
+    lower = ok[(ok.p < alpha) & (ok["diff"] < 0)].layer.tolist()
+    same = ok[~(ok.p < alpha)].layer.tolist()
+    n = int(ok.n_seeds.min())
+    parts = [f"{what}, BN minus no-BN, Welch's t-test over {n}+ usable seed(s) per side, alpha={alpha}:"]
     parts.append(f"  BN higher in {higher or 'no layer'}; BN lower in {lower or 'no layer'}; "
                  f"no significant difference in {same or 'no layer'}.")
-    d = cmp["diff"]
+    if untestable:
+        parts.append(f"  No verdict in {untestable}: fewer than {MIN_SEEDS} usable seeds on a side.")
+    d = ok["diff"]
     parts.append(f"  Differences range from {d.min():+.4f} to {d.max():+.4f} "
                  f"(mean |diff| {d.abs().mean():.4f}).")
     for _, r in cmp.iterrows():
@@ -84,6 +120,10 @@ def describe_comparison(cmp: pd.DataFrame, what: str, alpha: float = 0.05) -> st
 
 def describe_sparsity_vs_generalisation(per_model: pd.DataFrame, sparsity_col: str = "mean_channel_sparsity") -> str:
     """Does a model's sparsity predict its test accuracy? Across all models and within each variant."""
+    counts = per_model.groupby("norm").size()
+    if per_model.empty or not {"batch", "none"} <= set(counts.index) or counts.min() < MIN_SEEDS:
+        return (f"NO VERDICT on sparsity vs generalisation: fewer than {MIN_SEEDS} usable runs per variant "
+                f"({dict(counts) if len(counts) else 'none'}).")
     lines = []
     means = per_model.groupby("norm")[[sparsity_col, "test_accuracy", "generalisation_gap"]].mean()
     if {"batch", "none"} <= set(means.index):
@@ -99,4 +139,78 @@ def describe_sparsity_vs_generalisation(per_model: pd.DataFrame, sparsity_col: s
         lines.append(f"  within {norm}: r = {r:.2f} (p={_fmt_p(p)}, {len(g)} models)")
     lines.append("A correlation across all models mixes the BN effect with sparsity; the within-variant "
                  "values say whether sparser models of the same kind generalise better.")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ many layers, many norms
+def holm(pvalues) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values: controls the family-wise error over the tests given.
+
+    Sorted ascending, the i-th smallest (0-based) of m is multiplied by (m - i), then
+    made monotone with a running maximum and capped at 1. NaN entries are not tests:
+    they stay NaN and do not count in m.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = len(ok)
+    if m == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    adjusted = np.minimum(1.0, np.maximum.accumulate(p[order] * (m - np.arange(m))))
+    out[order] = adjusted
+    return out
+
+
+def compare_to_reference(df: pd.DataFrame, metrics: list[str], reference: str = "none") -> pd.DataFrame:
+    """Every other norm against `reference`, per metric and layer: difference, Welch p, and Holm p over the layers.
+
+    The Holm family is one (norm, metric): the layers of that metric, as the
+    README's per-layer verdicts are read.
+    """
+    frames = []
+    for norm in [n for n in dict.fromkeys(df.norm) if n != reference]:
+        for metric in metrics:
+            cmp = compare_norms(df, metric, a=norm, b=reference)
+            if cmp.empty:
+                continue
+            cmp = cmp.rename(columns={f"mean_{norm}": "mean", f"std_{norm}": "std", f"n_{norm}": "n",
+                                      f"mean_{reference}": "mean_ref", f"std_{reference}": "std_ref",
+                                      f"n_{reference}": "n_ref"})
+            cmp.insert(0, "norm", norm)
+            cmp["p_holm"] = holm(cmp.p.where(cmp.testable))
+            frames.append(cmp)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def shared_effects(cmp: pd.DataFrame, effect_of: str = "batch", alpha: float = 0.05) -> pd.DataFrame:
+    """For each effect `effect_of` has over the reference (Holm p < alpha), which other norms share it.
+
+    A norm shares an effect when its own difference from the reference has the
+    same sign and is significant after Holm's correction. `ratio` is its
+    difference as a fraction of BN's.
+    """
+    effects = cmp[(cmp.norm == effect_of) & (cmp.p_holm < alpha)]
+    rows = []
+    for _, e in effects.iterrows():
+        row = {"metric": e.metric, "layer": e.layer, f"{effect_of}_diff": e["diff"], f"{effect_of}_p_holm": e.p_holm}
+        sharers = []
+        for _, o in cmp[(cmp.metric == e.metric) & (cmp.layer == e.layer) & (cmp.norm != effect_of)].iterrows():
+            shares = bool(o.p_holm < alpha and np.sign(o["diff"]) == np.sign(e["diff"]))
+            row[f"{o.norm}_ratio"] = o["diff"] / e["diff"]
+            row[f"{o.norm}_p_holm"] = o.p_holm
+            if shares:
+                sharers.append(o.norm)
+        row["shared_by"] = ", ".join(sharers) or "none"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def describe_shared_effects(shared: pd.DataFrame, effect_of: str = "batch", reference: str = "none") -> str:
+    if shared.empty:
+        return f"{effect_of} has no effect over {reference} that survives Holm's correction: nothing to attribute."
+    lines = [f"Effects of {effect_of} over {reference} (Holm-corrected p < 0.05 over layers), and which norms share them:"]
+    for _, r in shared.iterrows():
+        lines.append(f"  {r.metric:>18} {r.layer:>6}: {effect_of} − {reference} = {r[f'{effect_of}_diff']:+.4f} "
+                     f"(p_holm {_fmt_p(r[f'{effect_of}_p_holm'])}); shared by: {r.shared_by}")
     return "\n".join(lines)

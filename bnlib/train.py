@@ -9,31 +9,28 @@ marked ``diverged`` with its epoch.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import shutil
 import time
-import warnings
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from filelock import FileLock
-from safetensors.torch import load_file, save_file
+from scipy import stats
 from tqdm import tqdm
 
+from .cache import (USABLE, Artifact, TrainedModel, all_finite, artifact_dir, config_key,  # noqa: F401 (re-exported)
+                    load_checkpoint, model_for, save_checkpoint)
 from .config import TrainConfig
 from .data import ImageData, load_dataset, stratified_indices
-from .io import atomic_path, atomic_write_text, file_digest
-from .models import build_model, check_input_shape
-from .paths import resolve_cache_dir
+from .io import console
+from .models import check_input_shape
 
-CACHE_FORMAT = 1
 EVAL_BATCH = 1000
+# A final test accuracy whose one-sided binomial p-value against the majority-class rate is above this
+# has not learned anything: the run is "failed", and excluded from every statistic.
+CHANCE_P_VALUE = 1e-3
 
 
 def resolve_device(device: str) -> torch.device:
@@ -42,27 +39,6 @@ def resolve_device(device: str) -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA GPU; use device 'auto' or 'cpu'")
     return torch.device(device)
-
-
-@dataclass
-class TrainedModel:
-    config: TrainConfig
-    model: torch.nn.Module  # on CPU, eval mode
-    history: list[dict] = field(default_factory=list)
-    status: str = "complete"  # or "diverged"
-    diverged_epoch: int | None = None
-    train_accuracy: float = float("nan")  # clean eval pass over the training set at the end
-    test_accuracy: float = float("nan")
-    path: Path | None = None
-    from_cache: bool = False
-
-    @property
-    def diverged(self) -> bool:
-        return self.status == "diverged"
-
-    @property
-    def name(self) -> str:
-        return f"{self.config.arch}/{self.config.norm}/seed{self.config.seed}"
 
 
 # ------------------------------------------------------------------ data on device
@@ -92,15 +68,17 @@ def _prepare(data: ImageData, images: torch.Tensor, channels_last: bool) -> torc
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-def _autocast(device: torch.device, bf16: bool):
+def _autocast(device: torch.device, bf16: bool, cpu_bf16: bool = False):
     if bf16 and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    if bf16 and cpu_bf16 and device.type == "cpu":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return nullcontext()
 
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, data: ImageData, device: torch.device, *, bf16: bool = False,
-             channels_last: bool = False, batch_size: int = EVAL_BATCH) -> tuple[float, float]:
+             channels_last: bool = False, batch_size: int = EVAL_BATCH, cpu_bf16: bool = False) -> tuple[float, float]:
     """Mean cross-entropy and accuracy over `data`, in eval mode."""
     was_training = model.training
     model.eval()
@@ -110,7 +88,7 @@ def evaluate(model: torch.nn.Module, data: ImageData, device: torch.device, *, b
     for start in range(0, len(labels), batch_size):
         xb = _prepare(data, images[start:start + batch_size], channels_last)
         yb = labels[start:start + batch_size]
-        with _autocast(device, bf16):
+        with _autocast(device, bf16, cpu_bf16):
             logits = model(xb)
         loss_sum += F.cross_entropy(logits.float(), yb, reduction="sum")
         correct += (logits.argmax(1) == yb).sum()
@@ -141,33 +119,57 @@ def load_train_test(config: TrainConfig, data_dir=None) -> tuple[ImageData, Imag
 
 
 # ------------------------------------------------------------------ the loop
+def _fresh_model(config: TrainConfig, num_classes: int, device: torch.device):
+    torch.manual_seed(config.seed)  # the initial weights
+    model = model_for(config, num_classes).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model, make_optimizer(config, model)
+
+
+def chance_test(accuracy: float, labels: torch.Tensor) -> tuple[float, float]:
+    """The majority-class rate of `labels` and the one-sided binomial p-value of `accuracy` exceeding it."""
+    counts = torch.bincount(labels)
+    chance = counts.max().item() / len(labels)
+    correct = int(round(accuracy * len(labels)))
+    return chance, float(stats.binomtest(correct, len(labels), chance, alternative="greater").pvalue)
+
+
+def usability(model: torch.nn.Module, history: list[dict], test_labels: torch.Tensor) -> tuple[str, str]:
+    """("complete", "") or ("diverged" | "failed", the reason): what every statistic later relies on."""
+    last = history[-1] if history else {}
+    for key in ("train_loss", "test_loss"):
+        if not math.isfinite(last.get(key, float("nan"))):
+            return "diverged", f"{key} is {last.get(key)} at epoch {last.get('epoch')}"
+    if not all_finite(model):
+        return "diverged", "the trained weights hold non-finite values"
+    chance, p = chance_test(last["test_acc"], test_labels)
+    if p > CHANCE_P_VALUE:
+        return "failed", (f"test accuracy {last['test_acc']:.4f} is not above chance ({chance:.4f}, "
+                          f"one-sided binomial p = {p:.2g})")
+    return USABLE, ""
+
+
 def train(config: TrainConfig, train_data: ImageData, test_data: ImageData, *,
           checkpoint: Path | None = None, on_epoch_end: Callable[[int, dict], None] | None = None,
           progress: bool | None = None) -> TrainedModel:
-    """Train one model. With `checkpoint`, save after every epoch and resume from it."""
-    device = resolve_device(config.device)
-    torch.manual_seed(config.seed)  # the initial weights
-    model = build_model(config.arch, config.norm, num_classes=len(train_data.classes)).to(device)
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(config, model)
-    history: list[dict] = []
-    start_epoch, status, diverged_epoch = 0, "complete", None
+    """Train one model. With `checkpoint`, save after every epoch and resume from it.
 
-    if checkpoint is not None and checkpoint.is_file():
-        try:
-            state = torch.load(checkpoint, map_location=device, weights_only=True)
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            history, start_epoch = state["history"], state["epoch"]
-        except Exception as exc:  # a truncated checkpoint is worth nothing: start again
-            warnings.warn(f"ignoring unreadable checkpoint {checkpoint}: {exc}")
-            torch.manual_seed(config.seed)
-            model = build_model(config.arch, config.norm, len(train_data.classes)).to(device)
-            if config.channels_last:
-                model = model.to(memory_format=torch.channels_last)
-            optimizer = make_optimizer(config, model)
-            history, start_epoch = [], 0
+    The run stops at the first epoch whose training or test loss is non-finite
+    (status "diverged"); a run that ends with non-finite weights is "diverged"
+    too, and one whose test accuracy is not above chance is "failed". Either
+    way the reason is recorded and the run is kept as a result.
+    """
+    device = resolve_device(config.device)
+    num_classes = len(train_data.classes)
+    model, optimizer = _fresh_model(config, num_classes, device)
+    history: list[dict] = []
+    start_epoch = 0
+    state = load_checkpoint(checkpoint, device) if checkpoint is not None else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history, start_epoch = state["history"], state["epoch"]
 
     step_model = torch.compile(model) if config.compile else model
     if device.type == "cuda":
@@ -175,8 +177,11 @@ def train(config: TrainConfig, train_data: ImageData, test_data: ImageData, *,
     images, labels = train_data.images.to(device), train_data.labels.to(device)
     n, bs = len(labels), config.batch_size
     steps = math.ceil(n / bs)
-    bar = tqdm(total=steps * (config.epochs - start_epoch), disable=(None if progress is None else not progress),
+    stream = console()  # under the runner: a bar on the user's terminal, nothing in a log file
+    show = (stream.isatty() if stream is not None else False) if progress is None else progress
+    bar = tqdm(total=steps * (config.epochs - start_epoch), disable=not show, file=stream,
                desc=f"{config.arch}/{config.norm}/seed{config.seed}", leave=False)
+    non_finite = False
     try:
         for epoch in range(start_epoch, config.epochs):
             t0 = time.perf_counter()
@@ -194,7 +199,7 @@ def train(config: TrainConfig, train_data: ImageData, test_data: ImageData, *,
                 if config.augment:
                     xb = augment_batch(xb, gen_dev)
                 xb = _prepare(train_data, xb, config.channels_last)
-                with _autocast(device, config.bf16):
+                with _autocast(device, config.bf16, config.cpu_bf16):
                     logits = step_model(xb)
                     loss = F.cross_entropy(logits.float(), yb)
                 optimizer.zero_grad(set_to_none=True)
@@ -207,100 +212,45 @@ def train(config: TrainConfig, train_data: ImageData, test_data: ImageData, *,
             train_loss = loss_sum.item() / n  # the epoch's one host sync
             record = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc_running": correct.item() / n,
                       "train_seconds": time.perf_counter() - t0}
-            if not math.isfinite(train_loss):
-                status, diverged_epoch = "diverged", epoch + 1
-                record.update(test_loss=float("nan"), test_acc=float("nan"))
-            else:
-                record["test_loss"], record["test_acc"] = evaluate(
-                    model, test_data, device, bf16=config.bf16, channels_last=config.channels_last)
+            record["test_loss"], record["test_acc"] = (float("nan"), float("nan")) if not math.isfinite(train_loss) \
+                else evaluate(model, test_data, device, bf16=config.bf16, channels_last=config.channels_last,
+                              cpu_bf16=config.cpu_bf16)
             record["seconds"] = time.perf_counter() - t0
             history.append(record)
-            if checkpoint is not None and status == "complete":
-                with atomic_path(checkpoint) as tmp:
-                    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                "history": history, "epoch": epoch + 1}, tmp)
+            non_finite = not (math.isfinite(record["train_loss"]) and math.isfinite(record["test_loss"]))
+            if checkpoint is not None and not non_finite:
+                save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                             "history": history, "epoch": epoch + 1})
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, record)
-            if status == "diverged":
+            if non_finite:
                 break
     finally:
         bar.close()
 
-    result = TrainedModel(config, model, history, status, diverged_epoch)
-    if status == "complete":
+    status, reason = usability(model, history, test_data.labels)
+    result = TrainedModel(config, model, history, status, history[-1]["epoch"] if status == "diverged" else None,
+                          reason=reason)
+    if status != "diverged":
         _, result.train_accuracy = evaluate(model, train_data, device, bf16=config.bf16,
-                                            channels_last=config.channels_last)
+                                            channels_last=config.channels_last, cpu_bf16=config.cpu_bf16)
         result.test_accuracy = history[-1]["test_acc"]
     result.model = model.to("cpu", memory_format=torch.contiguous_format).eval()
     return result
 
 
-# ------------------------------------------------------------------ artifact cache
-def config_key(config: TrainConfig) -> str:
-    """Hash of the full validated config, the cache format and the architecture's definition."""
-    spec = {"config": config.model_dump(mode="json"), "format": CACHE_FORMAT,
-            "model": repr(build_model(config.arch, config.norm))}
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def artifact_dir(config: TrainConfig, cache_dir=None) -> Path:
-    c = config
-    return resolve_cache_dir(cache_dir) / "models" / f"{c.dataset}-{c.arch}-{c.norm}-seed{c.seed}-{config_key(c)}"
-
-
-def _load_artifact(config: TrainConfig, folder: Path) -> TrainedModel | None:
-    meta_path, weights_path = folder / "meta.json", folder / "weights.safetensors"
-    if not meta_path.is_file():
-        return None
-    try:
-        meta = json.loads(meta_path.read_text())
-        if meta["config"] != config.model_dump(mode="json"):
-            raise ValueError("config in meta.json differs from the one asked for")
-        if file_digest(weights_path) != meta["weights_sha256"]:
-            raise ValueError("weights do not match their recorded sha256")
-        model = build_model(config.arch, config.norm)
-        model.load_state_dict(load_file(weights_path))  # safetensors: tensors only, no code
-    except Exception as exc:
-        warnings.warn(f"cached model in {folder} is corrupt ({exc}); rebuilding it")
-        for p in (meta_path, weights_path):
-            p.unlink(missing_ok=True)
-        return None
-    return TrainedModel(config, model.eval(), meta["history"], meta["status"], meta["diverged_epoch"],
-                        meta["train_accuracy"], meta["test_accuracy"], folder, from_cache=True)
-
-
+# ------------------------------------------------------------------ cached training
 def get_or_train(config: TrainConfig, data_dir=None, cache_dir=None, *,
                  on_epoch_end: Callable[[int, dict], None] | None = None,
                  progress: bool | None = None, data: tuple[ImageData, ImageData] | None = None) -> TrainedModel:
-    """The cached model for `config`, training (or resuming) it first when needed.
-
-    A file lock makes concurrent callers for the same config wait for one
-    another instead of writing the same files.
-    """
-    folder = artifact_dir(config, cache_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder) + ".lock"):
-        cached = _load_artifact(config, folder)
+    """The cached model for `config`, training (or resuming) it first when needed."""
+    artifact = Artifact(config, cache_dir)
+    with artifact.lock():
+        cached = artifact.load()
         if cached is not None:
             return cached
         train_data, test_data = data if data is not None else load_train_test(config, data_dir)
-        checkpoint = folder / "checkpoint.pt"
-        result = train(config, train_data, test_data, checkpoint=checkpoint,
+        result = train(config, train_data, test_data, checkpoint=artifact.checkpoint_path,
                        on_epoch_end=on_epoch_end, progress=progress)
-        state = {k: v.contiguous() for k, v in result.model.state_dict().items()}
-        with atomic_path(folder / "weights.safetensors") as tmp:
-            save_file(state, str(tmp))
-        meta = {"config": config.model_dump(mode="json"), "status": result.status,
-                "diverged_epoch": result.diverged_epoch, "history": result.history,
-                "train_accuracy": result.train_accuracy, "test_accuracy": result.test_accuracy,
-                "weights_sha256": file_digest(folder / "weights.safetensors"),
-                "torch": torch.__version__, "device": str(resolve_device(config.device))}
-        # meta.json is written last: its presence marks a complete artifact.
-        atomic_write_text(folder / "meta.json", json.dumps(meta, indent=1, allow_nan=True))
-        checkpoint.unlink(missing_ok=True)
-        result.path = folder
+        artifact.save(result, extra={"device": str(resolve_device(config.device))})
         return result
-
-
-def clear_results(folder: Path) -> None:
-    shutil.rmtree(folder / "results", ignore_errors=True)

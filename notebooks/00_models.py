@@ -16,11 +16,12 @@ profile = "quick"  # a params/<profile>.yaml; override any of its keys below or 
 from bnlib import params, plots, results
 
 P = params.from_notebook(globals())
-print(P.to_yaml())
+print(P.to_yaml())  # the resolved parameters of this run
 
 # %%
 models = results.train_all(P)
 df = results.experiment_results(P, models)
+print(results.describe_exclusions(models))  # left out of every statistic below
 history = results.history_table(models)
 
 # %%
@@ -28,13 +29,13 @@ accuracy = df[df.layer == "model"].pivot_table(index=["norm", "seed"], columns="
 accuracy
 
 # %%
-summary = accuracy.groupby("norm").agg(["mean", "std"])
-summary.round(4)
+results.accuracy_summary(df).round(4)  # over the usable seeds only
 
 # %%
-fig = plots.training_curves(history, title=f"{P.arch} on {results.dataset_title(P)}")
+fig = plots.training_curves(history[history.status == "complete"], title=f"{P.arch} on {results.dataset_title(P)}")
 plots.save_figure(fig, history, P.figures_dir(), "training")
 plots.save_table(df[df.layer == "model"], P.figures_dir(), "accuracy")
+plots.save_table(results.history_table(models, timings=True), P.figures_dir(), "training_time")  # wall clock: not reproducible
 
 # %% [markdown]
 # ## What the numbers say

@@ -21,6 +21,7 @@ from bnlib import params, plots, results, stats
 P = params.from_notebook(globals())
 models = results.train_all(P)
 df = results.experiment_results(P, models)
+print(results.describe_exclusions(models))  # left out of every statistic below
 
 # %%
 metrics = ["silhouette"] + (["silhouette_pooled"] if P.silhouette_pooled else [])

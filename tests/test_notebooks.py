@@ -8,8 +8,9 @@ from bnlib.paths import FIGURES_DIR
 
 pytestmark = pytest.mark.slow
 
-EXPECTED = {"training": ["dataset", "arch", "norm", "seed", "epoch", "train_loss", "train_acc_running",
-                         "train_seconds", "test_loss", "test_acc", "seconds"],
+EXPECTED = {"training": ["dataset", "arch", "norm", "seed", "status", "epoch", "train_loss", "train_acc_running",
+                         "test_loss", "test_acc"],
+            "training_time": ["dataset", "arch", "norm", "seed", "status", "epoch", "train_seconds", "seconds"],
             "accuracy": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],
             "sparsity": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],
             "silhouette": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],
@@ -18,17 +19,53 @@ EXPECTED = {"training": ["dataset", "arch", "norm", "seed", "epoch", "train_loss
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("figures")
+    """Every notebook on the smoke profile, through the runner's pairing path (default profile = smoke)."""
+    import shutil
+    nbdir = tmp_path_factory.mktemp("notebooks")
+    for src in runner.NOTEBOOK_DIR.glob("*.py"):
+        shutil.copy(src, nbdir / src.name)
+    shutil.copy(runner.NOTEBOOK_DIR / "jupytext.toml", nbdir / "jupytext.toml")
     cache = tmp_path_factory.mktemp("cache")
+    out = tmp_path_factory.mktemp("figures")
+    mp = pytest.MonkeyPatch()
+    mp.setattr(runner, "NOTEBOOK_DIR", nbdir)
+    mp.setattr(runner, "DEFAULT_PROFILE", "smoke")
+    try:
+        for name in runner.NOTEBOOKS:
+            runner.run_notebook(name, "smoke", {"cache_dir": str(cache), "output_dir": str(out)}, log=lambda s: None)
+    finally:
+        mp.undo()
+    for name in runner.NOTEBOOKS:  # the executed notebooks are written as the paired ones
+        shutil.copy(nbdir / f"{name}.ipynb", out / f"{name}.ipynb")
+    return out, nbdir
+
+
+def test_paired_notebooks_hold_exactly_their_source_cells(smoke_run):
+    import jupytext
+    import nbformat
+    _, nbdir = smoke_run
     for name in runner.NOTEBOOKS:
-        runner.run_notebook(name, "smoke", {"output_dir": str(out), "cache_dir": str(cache)})
-    return out
+        source, executed = nbdir / f"{name}.py", nbdir / f"{name}.ipynb"
+        text = jupytext.read(source)
+        nb = nbformat.read(executed, as_version=4)
+        assert [(c.cell_type, c.source, c.metadata) for c in nb.cells] == \
+            [(c.cell_type, c.source, c.metadata) for c in text.cells], name
+        assert not any("injected-parameters" in str(c.metadata) for c in nb.cells)
+        assert set(nb.metadata) <= {"kernelspec", "language_info"}  # no papermill paths or timings
+        assert executed.stat().st_mtime == source.stat().st_mtime  # jupytext opens the pair without complaint
+        # what jupytext writes back from the executed notebook is the source, byte for byte
+        assert jupytext.writes(jupytext.read(executed), fmt="py:percent",
+                               config=jupytext.config.load_jupytext_configuration_file(str(nbdir / "jupytext.toml"))) \
+            == source.read_text(), name
+        assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
+        assert str(runner.REPO_ROOT) not in executed.read_text() and "PosixPath" not in executed.read_text()
 
 
 def test_every_notebook_writes_its_figures_and_csvs(smoke_run):
+    smoke_run, _ = smoke_run
     for name in runner.NOTEBOOKS:
         assert (smoke_run / f"{name}.ipynb").is_file()
-    for fig in ("training", "sparsity", "silhouette", "umap"):
+    for fig in ("training", "sparsity", "silhouette", "umap", "ablation"):
         for ext in ("png", "svg", "csv"):
             assert (smoke_run / f"{fig}.{ext}").stat().st_size > 0, f"{fig}.{ext}"
     for name, columns in EXPECTED.items():
@@ -36,6 +73,7 @@ def test_every_notebook_writes_its_figures_and_csvs(smoke_run):
 
 
 def test_csv_layers_seeds_and_ranges(smoke_run):
+    smoke_run, _ = smoke_run
     sparsity = pd.read_csv(smoke_run / "sparsity.csv")
     assert set(sparsity.layer) == {"conv1", "conv2", "conv3", "conv4", "fc1"}
     assert set(sparsity.seed) == {0, 1} and set(sparsity.norm) == {"batch", "none"}

@@ -5,7 +5,7 @@ import pytest
 from bnlib import results, stats
 from bnlib.params import resolve
 
-TINY = dict(seeds=[0, 1], epochs=1, train_subset=128, n_represent=60, umap_samples=40, device="cpu",
+TINY = dict(seeds=[0, 1], epochs=1, n_represent=60, umap_samples=40, device="cpu",
             umap_layers=["conv1"], umap_n_neighbors=5, umap_pca_dims=10)
 
 

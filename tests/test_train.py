@@ -91,8 +91,9 @@ def test_divergence_is_a_result_not_a_crash(tiny_data):
 
 
 @pytest.mark.parametrize("change,key", [({"epochs": -1}, "epochs"), ({"lr": 0}, "lr"), ({"optimiser": "sgd"}, "optimiser"),
-                                        ({"norm": "group"}, "norm"), ({"batch_size": "big"}, "batch_size"),
-                                        ({"device": "tpu"}, "device")])
+                                        ({"norm": "weight"}, "norm"), ({"batch_size": "big"}, "batch_size"),
+                                        ({"device": "tpu"}, "device"), ({"width": 0}, "width"), ({"width": 5.0}, "width"),
+                                        ({"init": "xavier"}, "init"), ({"epochs": True}, "epochs")])
 def test_bad_config_names_the_key(change, key):
     with pytest.raises(ConfigError, match=f"key '{key}'"):
         TrainConfig.parse(TINY | change)
@@ -119,7 +120,7 @@ def test_augmentation_is_crop_and_flip_of_the_input():
 def test_two_processes_asking_for_one_model_agree(tmp_path, isolated_cache):
     script = (
         "import json,sys; from bnlib.config import TrainConfig; from bnlib.train import get_or_train\n"
-        f"c = TrainConfig.parse({json.dumps(TINY | {'epochs': 1})})\n"
+        f"c = TrainConfig.parse({json.dumps(TINY)})\n"
         "r = get_or_train(c); print(json.dumps([r.from_cache, r.test_accuracy]))\n")
     procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
              for _ in range(2)]
@@ -127,7 +128,7 @@ def test_two_processes_asking_for_one_model_agree(tmp_path, isolated_cache):
     assert all(p.returncode == 0 for p in procs)
     assert sorted(o[0] for o in outs) == [False, True]  # one trained, the other waited and read it
     assert outs[0][1] == outs[1][1]
-    folder = artifact_dir(TrainConfig.parse(TINY | {"epochs": 1}))
+    folder = artifact_dir(TrainConfig.parse(TINY))
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["status"] == "complete" and meta["config"]["seed"] == 0
 
@@ -144,10 +145,13 @@ def test_gpu_path_runs_on_cpu_with_vgg16_and_augmentation(shared_data):
     """The CIFAR-10/VGG-16 code path (tensor augmentation, Adam, cosine lr, channels_last) on a tiny subset."""
     config = TrainConfig.parse(dict(dataset="cifar10-jpeg", arch="vgg16", norm="batch", seed=0, optimizer="adam",
                                     lr=1e-3, epochs=1, lr_schedule="cosine", batch_size=16, augment=True,
-                                    train_subset=64, device="cpu", bf16=True, channels_last=True))
+                                    train_subset=64, device="cpu", bf16=True, cpu_bf16=True, channels_last=True,
+                                    width=0.25, init="vgg"))
     train_data, test = load_train_test(config, data_dir=shared_data)
     result = train(config, train_data, test.subset(torch.arange(32)))
-    assert result.status == "complete" and len(result.history) == 1
+    assert len(result.history) == 1 and all(torch.isfinite(p).all() for p in result.model.parameters())
+    # 4 steps on 64 images cannot beat chance: the run is kept, but marked and explained
+    assert result.status in ("complete", "failed") and (result.status == "complete" or "chance" in result.reason)
     assert result.model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
 
 

@@ -1,0 +1,242 @@
+"""The artifact store: every file of a trained model, its checksums, and rebuilding what is damaged.
+
+One folder per model under `$BNLIB_CACHE_DIR/models/`, keyed by a hash of the
+full validated training config and the architecture's definition:
+
+    weights.safetensors        the trained weights (tensors only: a cache file cannot run code)
+    meta.json                  config, history, status and reason, the weights' sha256 (written last)
+    checkpoint.pt              the last finished epoch while training (weights_only load)
+    results/<name>             metric tables and embeddings, each with <name>.sha256 beside it
+
+Every write goes to a temporary file that is renamed into place. Every read is
+verified: weights against the sha256 in meta.json, and each result file
+against its own digest record, which also names the weights it was computed
+from. A file that fails its check is removed with a warning and rebuilt by the
+caller; nothing damaged is ever used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from filelock import FileLock
+from safetensors.torch import load_file, save_file
+
+from .config import TrainConfig
+from .io import atomic_path, atomic_write_bytes, atomic_write_text, file_digest
+from .models import build_model
+from .paths import resolve_cache_dir
+
+CACHE_FORMAT = 2
+USABLE = "complete"  # every other status ("diverged", "failed") is excluded from every statistic
+
+
+class CacheWarning(UserWarning):
+    """A cache file failed its integrity check and is being rebuilt."""
+
+
+@dataclass
+class TrainedModel:
+    config: TrainConfig
+    model: torch.nn.Module  # on CPU, eval mode
+    history: list[dict] = field(default_factory=list)
+    status: str = USABLE  # "complete", "diverged" (non-finite) or "failed" (stayed at chance)
+    diverged_epoch: int | None = None
+    train_accuracy: float = float("nan")  # clean eval pass over the training set at the end
+    test_accuracy: float = float("nan")
+    path: Path | None = None
+    from_cache: bool = False
+    reason: str = ""  # why a run is not usable
+
+    @property
+    def diverged(self) -> bool:
+        """True for any run excluded from the statistics (diverged or failed)."""
+        return self.status != USABLE
+
+    @property
+    def name(self) -> str:
+        c = self.config
+        return f"{c.arch}/{c.norm}/seed{c.seed}"
+
+
+def model_for(config: TrainConfig, num_classes: int = 10) -> torch.nn.Module:
+    return build_model(config.arch, config.norm, num_classes, width=config.width, init=config.init)
+
+
+def config_key(config: TrainConfig) -> str:
+    """Hash of the full validated config, the cache format and the architecture's definition."""
+    spec = {"config": config.model_dump(mode="json"), "format": CACHE_FORMAT, "model": repr(model_for(config))}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def artifact_dir(config: TrainConfig, cache_dir=None) -> Path:
+    c = config
+    return resolve_cache_dir(cache_dir) / "models" / f"{c.dataset}-{c.arch}-{c.norm}-seed{c.seed}-{config_key(c)}"
+
+
+def _corrupt(path: Path, why: str, *extra: Path) -> None:
+    warnings.warn(f"cache file {path} is damaged ({why}); removed, it will be rebuilt", CacheWarning, stacklevel=3)
+    for p in (path, *extra):
+        p.unlink(missing_ok=True)
+
+
+class Artifact:
+    """The files of one model. The training loop and the metrics ask it for things; only it touches them."""
+
+    def __init__(self, config: TrainConfig, cache_dir=None):
+        self.config = config
+        self.folder = artifact_dir(config, cache_dir)
+        self.meta_path = self.folder / "meta.json"
+        self.weights_path = self.folder / "weights.safetensors"
+        self.checkpoint_path = self.folder / "checkpoint.pt"
+        self.results_dir = self.folder / "results"
+
+    def lock(self) -> FileLock:
+        """Concurrent callers for one model wait for each other instead of writing the same files."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.folder) + ".lock")
+
+    def is_complete(self) -> bool:
+        return self.meta_path.is_file()
+
+    # ------------------------------------------------------------ model
+    def load_meta(self) -> dict | None:
+        if not self.meta_path.is_file():
+            return None
+        try:
+            meta = json.loads(self.meta_path.read_text())
+            if meta["config"] != self.config.model_dump(mode="json"):
+                raise ValueError("the config in meta.json differs from the one asked for")
+            return meta
+        except Exception as exc:
+            _corrupt(self.meta_path, str(exc), self.weights_path)
+            return None
+
+    def load(self) -> TrainedModel | None:
+        """The verified trained model, or None when it must be (re)built."""
+        meta = self.load_meta()
+        if meta is None:
+            return None
+        try:
+            if file_digest(self.weights_path) != meta["weights_sha256"]:
+                raise ValueError("weights do not match their recorded sha256")
+            model = model_for(self.config)
+            model.load_state_dict(load_file(self.weights_path))  # safetensors: tensors only, no code
+        except Exception as exc:
+            _corrupt(self.weights_path, str(exc), self.meta_path)
+            return None
+        return TrainedModel(self.config, model.eval(), meta["history"], meta["status"], meta["diverged_epoch"],
+                            meta["train_accuracy"], meta["test_accuracy"], self.folder, from_cache=True,
+                            reason=meta.get("reason", ""))
+
+    def save(self, result: TrainedModel, extra: dict | None = None) -> None:
+        state = {k: v.contiguous() for k, v in result.model.state_dict().items()}
+        with atomic_path(self.weights_path) as tmp:
+            save_file(state, str(tmp))
+        meta = {"config": self.config.model_dump(mode="json"), "status": result.status, "reason": result.reason,
+                "diverged_epoch": result.diverged_epoch, "history": result.history,
+                "train_accuracy": result.train_accuracy, "test_accuracy": result.test_accuracy,
+                "weights_sha256": file_digest(self.weights_path), "torch": torch.__version__, **(extra or {})}
+        self._write_meta(meta)  # last: its presence marks a complete artifact
+        self.checkpoint_path.unlink(missing_ok=True)
+        result.path = self.folder
+
+    def mark_unusable(self, result: TrainedModel, status: str, reason: str) -> None:
+        """Record that a stored model turned out unusable (e.g. non-finite activations), with the reason."""
+        meta = self.load_meta()
+        if meta is None:
+            return
+        meta.update(status=status, reason=reason)
+        self._write_meta(meta)
+        result.status, result.reason = status, reason
+        self.clear_results()
+
+    def _write_meta(self, meta: dict) -> None:
+        atomic_write_text(self.meta_path, json.dumps(meta, indent=1, allow_nan=True))
+
+    def clear_results(self) -> None:
+        for p in self.results_dir.glob("*"):
+            p.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------ results
+    def _weights_id(self) -> str:
+        meta = self.load_meta()
+        return meta["weights_sha256"] if meta else ""
+
+    def read_result(self, name: str) -> bytes | None:
+        """A result file's bytes, verified against its digest record and the current weights; else None."""
+        path, record = self.results_dir / name, self.results_dir / f"{name}.sha256"
+        if not path.is_file():
+            return None
+        try:
+            want = json.loads(record.read_text())
+            data = path.read_bytes()
+            if hashlib.sha256(data).hexdigest() != want["sha256"]:
+                raise ValueError("content does not match its recorded sha256")
+            if want["weights_sha256"] != self._weights_id():
+                raise ValueError("computed from other weights than the ones stored")
+            return data
+        except Exception as exc:
+            _corrupt(path, str(exc) if not isinstance(exc, FileNotFoundError) else "no digest record", record)
+            return None
+
+    def write_result(self, name: str, data: bytes) -> None:
+        path = self.results_dir / name
+        atomic_write_bytes(path, data)
+        record = {"sha256": hashlib.sha256(data).hexdigest(), "weights_sha256": self._weights_id(), "bytes": len(data)}
+        atomic_write_text(self.results_dir / f"{name}.sha256", json.dumps(record))
+
+    def read_table(self, name: str, columns: list[str]) -> pd.DataFrame | None:
+        data = self.read_result(name)
+        if data is None:
+            return None
+        df = pd.read_csv(io.BytesIO(data))
+        if list(df.columns) != columns:
+            _corrupt(self.results_dir / name, f"columns {list(df.columns)} are not {columns}")
+            return None
+        return df
+
+    def write_table(self, name: str, df: pd.DataFrame) -> None:
+        self.write_result(name, df.to_csv(index=False).encode())
+
+    def read_array(self, name: str) -> np.ndarray | None:
+        data = self.read_result(name)
+        return None if data is None else np.load(io.BytesIO(data), allow_pickle=False)
+
+    def write_array(self, name: str, array: np.ndarray) -> None:
+        buf = io.BytesIO()
+        np.save(buf, array, allow_pickle=False)
+        self.write_result(name, buf.getvalue())
+
+
+def load_checkpoint(path: Path, device) -> dict | None:
+    """A training checkpoint, or None (with a warning) when it is unreadable: training then starts again."""
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:
+        _corrupt(path, str(exc))
+        return None
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def all_finite(model: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
+
+
+def finite(x: float) -> bool:
+    return isinstance(x, float) and math.isfinite(x)

@@ -1,0 +1,243 @@
+"""Fault probes (issue: no wrong verdict from a broken run, no silent cache damage).
+
+Each test reproduces one fault as a user meets it and checks the fix: the run
+is excluded with its reason, damaged cache files are detected and rebuilt,
+and bad input stops at once naming the key, the value and the fix.
+"""
+
+import gzip
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from bnlib import params as params_mod
+from bnlib import results, runner, stats
+from bnlib.cache import Artifact, CacheWarning
+from bnlib.config import ConfigError, TrainConfig
+from bnlib.models import build_model
+from bnlib.params import resolve
+from bnlib.paths import REPO_ROOT
+from bnlib.train import load_train_test, train, usability
+
+QUIET = dict(n_represent=120, umap_samples=100, device="cpu")
+
+
+def smoke(cache, **kw):
+    return resolve("smoke", cache_dir=str(cache), **(QUIET | kw))
+
+
+# ------------------------------------------------------------------ 1. a blown-up run is not a normal run
+@pytest.fixture(scope="module")
+def blown_up(tmp_path_factory):
+    p = resolve("smoke", cache_dir=str(tmp_path_factory.mktemp("cache")), lr={"batch": 10.0, "none": 10.0}, **QUIET)
+    models = results.train_all(p, log=lambda s: None)
+    return p, models, results.experiment_results(p, models, log=lambda s: None)
+
+
+def test_blown_up_runs_are_excluded_with_a_reason(blown_up):
+    p, models, df = blown_up
+    assert all(m.status in ("diverged", "failed") and m.reason for m in models)
+    assert df[df.layer != "model"].empty  # no metric from an unusable model
+    assert set(df[df.metric == "diverged"].value) == {1.0}
+    text = results.describe_exclusions(models)
+    assert "4 of 4 runs are EXCLUDED" in text and all(m.name in text for m in models)
+    verdict = stats.describe_comparison(stats.compare_norms(df, "silhouette"), "silhouette")
+    assert "No silhouette values" in verdict or "NO VERDICT" in verdict
+    assert "higher in" not in verdict and "lower in" not in verdict
+    emb = results.umap_table(p, models)
+    assert emb.empty and "no usable model" in results.describe_embedding_silhouettes(results.embedding_silhouettes(emb))
+
+
+def test_every_unusable_kind_is_caught(tmp_path):
+    config = TrainConfig.parse(dict(dataset="mnist5k", arch="cnn4", norm="batch", seed=0, optimizer="sgd", lr=0.01,
+                                    epochs=1, batch_size=32, train_subset=512, device="cpu"))
+    model = build_model("cnn4", "batch")
+    labels = torch.arange(1000) % 10
+    ok = [{"epoch": 1, "train_loss": 0.5, "test_loss": 0.4, "test_acc": 0.9}]
+    assert usability(model, ok, labels) == ("complete", "")
+    assert usability(model, [ok[0] | {"test_loss": float("nan")}], labels)[0] == "diverged"  # train loss finite
+    assert usability(model, [ok[0] | {"test_acc": 0.105}], labels)[0] == "failed"
+    with torch.no_grad():
+        model.fc2.weight[0, 0] = float("inf")
+    status, reason = usability(model, ok, labels)
+    assert status == "diverged" and "non-finite" in reason
+
+
+def test_non_finite_activations_mark_the_run_diverged(tmp_path):
+    p = smoke(tmp_path / "cache", seeds=[0])
+    models = results.train_all(p, log=lambda s: None)
+    bad = models[0]
+    with torch.no_grad():  # finite weights whose activations overflow float32
+        bad.model.conv1.conv.weight.mul_(1e38)
+    rows = results.measure_model(bad, results.representation_set(p), p)
+    assert bad.status == "diverged" and "non-finite activations in conv1" in bad.reason
+    assert rows[rows.layer != "model"].empty and rows[rows.metric == "diverged"].value.item() == 1
+    assert Artifact(bad.config, p.cache_dir).load().status == "diverged"  # recorded in the store
+
+
+@pytest.mark.slow
+def test_notebooks_name_the_excluded_runs_and_finish(tmp_path):
+    out = tmp_path / "out"
+    over = {"lr": {"batch": 10.0, "none": 10.0}, "output_dir": str(out), "cache_dir": str(tmp_path / "c")}
+    for name in ("01_sparsity", "03_umap"):
+        nb = runner.run_notebook(name, "smoke", over, log=lambda s: None)
+        text = nb.read_text()
+        assert "EXCLUDED" in text and "separates the classes more" not in text
+
+
+# ------------------------------------------------------------------ 2. no verdict from a missing variant
+def test_fewer_than_two_usable_seeds_gives_no_verdict():
+    rows = [dict(norm=n, seed=s, layer="conv1", layer_index=1, metric="silhouette", value=v)
+            for n, s, v in [("batch", 0, 0.5), ("batch", 1, 0.6), ("none", 0, 0.1)]]
+    rows += [dict(norm="none", seed=1, layer="model", layer_index=0, metric="diverged", value=1.0)]
+    cmp = stats.compare_norms(pd.DataFrame(rows), "silhouette")
+    assert not cmp.testable.any() and np.isnan(cmp.p).all()
+    text = stats.describe_comparison(cmp, "silhouette")
+    assert "NO VERDICT" in text and "higher" not in text
+
+
+def test_usable_drops_every_row_of_an_excluded_model():
+    df = pd.DataFrame([dict(norm="none", seed=1, layer=layer, layer_index=i, metric=m, value=v)
+                       for layer, i, m, v in [("model", 0, "diverged", 1.0), ("model", 0, "test_accuracy", 0.1),
+                                              ("conv1", 1, "silhouette", 0.3)]])
+    assert stats.usable(df).empty
+
+
+# ------------------------------------------------------------------ 3-4. damaged result files are rebuilt
+@pytest.fixture
+def measured(tmp_path):
+    p = smoke(tmp_path / "cache", seeds=[0], norms=["batch"], lr={"batch": 0.01})
+    models = results.train_all(p, log=lambda s: None)
+    df = results.experiment_results(p, models, log=lambda s: None)
+    csv = next((models[0].path / "results").glob("metrics-*.csv"))
+    return p, models, df, csv
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "no-digest"])
+def test_damaged_results_csv_is_detected_and_rebuilt(measured, damage):
+    p, models, df, csv = measured
+    if damage == "truncate":  # the header and 5 rows: a valid CSV, silently short before the fix
+        csv.write_text("\n".join(csv.read_text().splitlines()[:6]) + "\n")
+    elif damage == "garbage":
+        csv.write_bytes(os.urandom(300) + b"\xff\xfe")
+    else:
+        csv.with_name(csv.name + ".sha256").unlink()
+    with pytest.warns(CacheWarning, match=str(csv.name)):
+        again = results.experiment_results(p, models, log=lambda s: None)
+    pd.testing.assert_frame_equal(again, df)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # rebuilt: the next read is clean
+        pd.testing.assert_frame_equal(results.experiment_results(p, models, log=lambda s: None), df)
+
+
+def test_damaged_umap_embedding_is_rebuilt(measured):
+    p, models, _, _ = measured
+    table = results.umap_table(p, models)
+    npy = next((models[0].path / "results").glob("umap-*.npy"))
+    npy.write_bytes(npy.read_bytes()[:100])
+    with pytest.warns(CacheWarning):
+        pd.testing.assert_frame_equal(results.umap_table(p, models), table)
+
+
+# ------------------------------------------------------------------ 5. a half-extracted MNIST heals
+def test_half_extracted_mnist_in_the_cache_is_re_extracted(shared_data, isolated_cache):
+    from bnlib.data import load_dataset
+    first = load_dataset("mnist", "test", data_dir=shared_data)
+    raw = next(isolated_cache.glob("torchvision/*/MNIST/raw"))
+    victim = raw / "t10k-images-idx3-ubyte"
+    victim.write_bytes(victim.read_bytes()[:1000])
+    with pytest.warns(UserWarning, match="half-finished extraction"):
+        healed = load_dataset("mnist", "test", data_dir=shared_data)
+    assert torch.equal(healed.images, first.images)
+
+
+# ------------------------------------------------------------------ 6. the kernel runs the runner's checkout
+def test_kernel_from_another_checkout_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setenv(params_mod.CHECKOUT_ENV, str(tmp_path / "checkout-B"))
+    with pytest.raises(ConfigError, match=f"imports bnlib from {REPO_ROOT}.*checkout-B"):
+        params_mod.from_notebook({"profile": "smoke"})
+
+
+def test_runner_pins_the_kernel_environment(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    with runner._pinned_kernel_env():
+        assert os.environ["PYTHONPATH"].split(os.pathsep) == [str(REPO_ROOT), "/elsewhere"]
+        assert os.environ[params_mod.CHECKOUT_ENV] == str(REPO_ROOT)
+    assert os.environ["PYTHONPATH"] == "/elsewhere" and params_mod.CHECKOUT_ENV not in os.environ
+
+
+# ------------------------------------------------------------------ 7-9. one strict validation, first time
+@pytest.mark.parametrize("override,key,hint", [
+    ({"lr": {"batch": 11.0, "none": 0.01}}, "lr.batch", "less than or equal to 10"),
+    ({"lr": {"batch": float("nan"), "none": 0.01}}, "lr.batch", "finite"),
+    ({"epochs": True}, "epochs", "valid integer"),
+    ({"sparsity_threshold": float("inf")}, "sparsity_threshold", "finite"),
+    ({"n_represent": 4001}, "n_represent", "4000 training images of mnist5k"),
+    ({"train_subset": 10 ** 6}, "train_subset", "4000 training images"),
+    ({"norms": ["batch", "none", "batch"]}, "norms", "twice"),
+    ({"width": 0.0}, "width", "greater than 0"),
+])
+def test_bad_values_are_refused_at_the_first_validation(override, key, hint):
+    with pytest.raises(ConfigError, match=key) as info:
+        resolve("smoke", **override)
+    assert hint in str(info.value)
+
+
+@pytest.mark.parametrize("text,match", [("epochs: [1\n", r"bad\.yaml, line \d+"),
+                                        ("epochs: 1\nseeds: [0]\nepochs: 2\n", r"'epochs' is given twice.*line 1"),
+                                        ("  - a\n b: 1\n", r"bad\.yaml, line \d+")])
+def test_malformed_profile_names_the_file_and_line(tmp_path, monkeypatch, text, match):
+    (tmp_path / "bad.yaml").write_text(text)
+    monkeypatch.setattr(params_mod, "PARAMS_DIR", tmp_path)
+    with pytest.raises(ConfigError, match=match):
+        params_mod.load_profile("bad")
+
+
+# ------------------------------------------------------------------ 10. leftovers and hints
+def test_training_table_has_no_wall_clock(measured):
+    _, models, _, _ = measured
+    curves, timings = results.history_table(models), results.history_table(models, timings=True)
+    assert not set(results.TIMING_COLUMNS) & set(curves.columns)
+    assert set(results.TIMING_COLUMNS) <= set(timings.columns)
+
+
+def test_dead_kernel_says_that_a_rerun_resumes(monkeypatch, tmp_path):
+    import papermill
+    from nbclient.exceptions import DeadKernelError
+
+    def die(*a, **k):
+        raise DeadKernelError("Kernel died")
+
+    monkeypatch.setattr(papermill, "execute_notebook", die)
+    with pytest.raises(runner.NotebookFailed, match="resumes where it stopped"):
+        runner.run_notebook("00_models", "smoke", {"output_dir": str(tmp_path)}, log=lambda s: None)
+
+
+@pytest.mark.slow
+def test_sigterm_leaves_no_temporary_folder_or_kernel_file(tmp_path):
+    tmp, rt = tmp_path / "tmp", tmp_path / "runtime"
+    tmp.mkdir()
+    rt.mkdir()
+    env = os.environ | {"TMPDIR": str(tmp), "JUPYTER_RUNTIME_DIR": str(rt)}
+    proc = subprocess.Popen([sys.executable, "-m", "bnlib.runner", "--profile", "smoke", "--notebook", "00_models",
+                             "-p", f"output_dir={tmp_path / 'out'}", "-p", f"cache_dir={tmp_path / 'c'}"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while not list(rt.glob("kernel-*.json")) and time.time() < deadline:
+        time.sleep(0.2)
+    assert list(rt.glob("kernel-*.json")), "no kernel started"
+    time.sleep(2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert "resumes" in out
+    assert not list(tmp.iterdir()), list(tmp.iterdir())
+    assert not list(rt.glob("kernel-*.json"))
