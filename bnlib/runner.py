@@ -47,11 +47,25 @@ class NotebookFailed(RuntimeError):
     """A notebook stopped with an error. The message names the notebook, the cell and the partial output."""
 
 
-def executed_path(name: str, params: ExperimentParams, overrides: dict) -> Path:
-    """The paired notebooks/NN.ipynb for the default profile run as it is (placement keys aside), else figures/."""
-    if params.profile == DEFAULT_PROFILE and set(overrides) <= PLACEMENT_KEYS:
-        return NOTEBOOK_DIR / f"{name}.ipynb"
-    return params.figures_dir() / f"{name}.ipynb"
+def default_profile(source) -> str:
+    """The profile a notebook's own `parameters` cell names: the run its paired .ipynb holds."""
+    for cell in source.cells:
+        if "parameters" in cell.metadata.get("tags", []):
+            namespace: dict = {}
+            exec(cell.source, namespace)  # the reviewed source's one-line parameters cell
+            return namespace.get("profile", DEFAULT_PROFILE)
+    return DEFAULT_PROFILE
+
+
+def executed_paths(name: str, source, params: ExperimentParams, overrides: dict) -> list[Path]:
+    """figures/<profile>/NN.ipynb always; also the paired notebooks/NN.ipynb when this is the notebook's own run.
+
+    The notebook's own run is its parameters cell's profile with no override but placement keys.
+    """
+    paths = [params.figures_dir() / f"{name}.ipynb"]
+    if params.profile == default_profile(source) and set(overrides) <= PLACEMENT_KEYS:
+        paths.append(NOTEBOOK_DIR / f"{name}.ipynb")
+    return paths
 
 
 def _source_notebook(name: str):
@@ -128,8 +142,8 @@ def run_notebook(name: str, profile: str = DEFAULT_PROFILE, overrides: dict | No
     overrides = dict(overrides or {})
     params = resolve(profile, **overrides)  # a bad key fails here, before a kernel starts
     source = _source_notebook(name)
-    output = Path(output) if output else executed_path(name, params, overrides)
-    paired = output == NOTEBOOK_DIR / f"{name}.ipynb"
+    outputs = [Path(output)] if output else executed_paths(name, source, params, overrides)
+    output = outputs[0]
     os.environ.setdefault("NUMBA_CACHE_DIR", str(resolve_cache_dir(params.cache_dir) / "numba"))
     logging.getLogger("papermill").addFilter(_QuietPapermill())
     t0 = time.perf_counter()
@@ -153,16 +167,18 @@ def run_notebook(name: str, profile: str = DEFAULT_PROFILE, overrides: dict | No
                 nbformat.write(nb, partial)
             raise NotebookFailed(f"{name}: cell {exc.cell_index} failed with {exc.ename}: {exc.evalue}\n"
                                  f"The partial notebook is {partial}; re-running resumes from the cache.") from None
-        nb = restore_cells(nbformat.read(executed, as_version=4), source,
-                           None if paired else parameters_source(profile, overrides))
-        with atomic_path(output) as out:  # only a notebook that ran to the end is put in place
-            nbformat.write(nb, out)
+        for target in outputs:
+            paired = target == NOTEBOOK_DIR / f"{name}.ipynb"
+            nb = restore_cells(nbformat.read(executed, as_version=4), source,
+                               None if paired else parameters_source(profile, overrides))
+            with atomic_path(target) as out:  # only a notebook that ran to the end is put in place
+                nbformat.write(nb, out)
+            if paired:  # the source's timestamp: jupytext then reads the pair without a "more recent" error
+                stamp = (NOTEBOOK_DIR / f"{name}.py").stat().st_mtime
+                os.utime(target, (stamp, stamp))
     output.with_suffix(".failed.ipynb").unlink(missing_ok=True)
-    if paired:  # same timestamp as its source: jupytext then reads the pair without a "more recent" error
-        stamp = (NOTEBOOK_DIR / f"{name}.py").stat().st_mtime
-        os.utime(output, (stamp, stamp))
-    log(f"{name}: done in {time.perf_counter() - t0:.0f}s -> {_display(output)}")
-    return output
+    log(f"{name}: done in {time.perf_counter() - t0:.0f}s -> {', '.join(_display(p) for p in outputs)}")
+    return outputs[-1]
 
 
 def _display(path: Path) -> str:

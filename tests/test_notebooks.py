@@ -17,33 +17,10 @@ EXPECTED = {"training": ["dataset", "arch", "norm", "seed", "status", "epoch", "
             "umap": ["dataset", "arch", "norm", "seed", "layer", "sample", "label", "class", "umap_x", "umap_y"]}
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    """Every notebook on the smoke profile, through the runner's pairing path (default profile = smoke)."""
-    import shutil
-    nbdir = tmp_path_factory.mktemp("notebooks")
-    for src in runner.NOTEBOOK_DIR.glob("*.py"):
-        shutil.copy(src, nbdir / src.name)
-    shutil.copy(runner.NOTEBOOK_DIR / "jupytext.toml", nbdir / "jupytext.toml")
-    cache = tmp_path_factory.mktemp("cache")
-    out = tmp_path_factory.mktemp("figures")
-    mp = pytest.MonkeyPatch()
-    mp.setattr(runner, "NOTEBOOK_DIR", nbdir)
-    mp.setattr(runner, "DEFAULT_PROFILE", "smoke")
-    try:
-        for name in runner.NOTEBOOKS:
-            runner.run_notebook(name, "smoke", {"cache_dir": str(cache), "output_dir": str(out)}, log=lambda s: None)
-    finally:
-        mp.undo()
-    for name in runner.NOTEBOOKS:  # the executed notebooks are written as the paired ones
-        shutil.copy(nbdir / f"{name}.ipynb", out / f"{name}.ipynb")
-    return out, nbdir
-
-
 def test_paired_notebooks_hold_exactly_their_source_cells(smoke_run):
     import jupytext
     import nbformat
-    _, nbdir = smoke_run
+    nbdir = smoke_run[1]
     for name in runner.NOTEBOOKS:
         source, executed = nbdir / f"{name}.py", nbdir / f"{name}.ipynb"
         text = jupytext.read(source)
@@ -62,7 +39,7 @@ def test_paired_notebooks_hold_exactly_their_source_cells(smoke_run):
 
 
 def test_every_notebook_writes_its_figures_and_csvs(smoke_run):
-    smoke_run, _ = smoke_run
+    smoke_run = smoke_run[0]
     for name in runner.NOTEBOOKS:
         assert (smoke_run / f"{name}.ipynb").is_file()
     for fig in ("training", "sparsity", "silhouette", "umap", "ablation"):
@@ -73,7 +50,7 @@ def test_every_notebook_writes_its_figures_and_csvs(smoke_run):
 
 
 def test_csv_layers_seeds_and_ranges(smoke_run):
-    smoke_run, _ = smoke_run
+    smoke_run = smoke_run[0]
     sparsity = pd.read_csv(smoke_run / "sparsity.csv")
     assert set(sparsity.layer) == {"conv1", "conv2", "conv3", "conv4", "fc1"}
     assert set(sparsity.seed) == {0, 1} and set(sparsity.norm) == {"batch", "none"}

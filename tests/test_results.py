@@ -68,3 +68,14 @@ def test_compare_norms_welch():
     assert c2["diff"] == pytest.approx(0.0) and c2.p == pytest.approx(1.0)  # same samples: no evidence of a difference
     text = stats.describe_comparison(cmp, "silhouette")
     assert "BN higher in ['conv1']" in text
+
+
+def test_smoke_profile_with_a_width_multiplier(tmp_path):
+    params = resolve("smoke", cache_dir=str(tmp_path), seeds=[0], width=0.5, init="vgg", **{
+        k: v for k, v in TINY.items() if k != "seeds"})
+    models = results.train_all(params, log=lambda s: None)
+    assert models[0].model.conv1.conv.out_channels == 16 and models[0].model.fc1.linear.out_features == 64
+    df = results.experiment_results(params, models, log=lambda s: None)
+    assert set(df[df.layer != "model"].layer) == set(params.hidden_layers())
+    other = resolve("smoke", cache_dir=str(tmp_path), seeds=[0], **{k: v for k, v in TINY.items() if k != "seeds"})
+    assert results.artifact_dir(params.train_configs()[0], tmp_path) != results.artifact_dir(other.train_configs()[0], tmp_path)

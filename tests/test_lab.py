@@ -1,0 +1,125 @@
+"""JupyterLab after the main job: a real Jupyter server opens every pair, runs it, and saving changes nothing.
+
+Uses the session's smoke run, written through the runner's pairing path. The
+server runs on a free loopback port with jupytext's contents manager, as
+`make lab` starts it.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+from bnlib import runner
+from bnlib.paths import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+TOKEN = uuid.uuid4().hex
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _call(base, path, method="GET", body=None):
+    req = urllib.request.Request(f"{base}{path}", method=method, data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Authorization": f"token {TOKEN}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return r.status, json.loads(r.read() or b"null")
+
+
+@pytest.fixture(scope="module")
+def server(smoke_run, tmp_path_factory):
+    _, nbdir, cache = smoke_run
+    port = _free_port()
+    env = os.environ | {"BNLIB_CACHE_DIR": str(cache), "PYTHONPATH": str(REPO_ROOT),
+                        "JUPYTER_RUNTIME_DIR": str(tmp_path_factory.mktemp("runtime"))}
+    log = open(tmp_path_factory.mktemp("log") / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "jupyter", "server", "--no-browser", f"--port={port}",
+                             "--ip=127.0.0.1", f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={nbdir}",
+                             "--allow-root"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=nbdir)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if _call(base, "/api/status")[0] == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail(f"jupyter server did not start: {open(log.name).read()[-2000:]}")
+    yield base, nbdir, cache
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("name", runner.NOTEBOOKS)
+def test_server_opens_both_files_of_every_pair_with_identical_cells(server, name):
+    base, nbdir, _ = server
+    status, from_py = _call(base, f"/api/contents/{name}.py?type=notebook&content=1")
+    assert status == 200
+    status, from_ipynb = _call(base, f"/api/contents/{name}.ipynb?content=1")
+    assert status == 200
+    sources = lambda nb: [(c["cell_type"], c["source"]) for c in nb["content"]["cells"]]  # noqa: E731
+    assert sources(from_py) == sources(from_ipynb)
+    assert any(c.get("outputs") for c in from_py["content"]["cells"])  # outputs come from the paired .ipynb
+    # saving from Lab rewrites the .py exactly as it was
+    before = (nbdir / f"{name}.py").read_text()
+    status, _ = _call(base, f"/api/contents/{name}.py", "PUT",
+                      {"type": "notebook", "format": "json", "content": from_py["content"]})
+    assert status == 200 and (nbdir / f"{name}.py").read_text() == before
+
+
+def test_a_kernel_started_by_the_server_runs_a_notebook_top_to_bottom(server, tmp_path):
+    import websocket  # websocket-client, a jupyter dependency
+
+    base, _, cache = server
+    _, nb = _call(base, "/api/contents/02_silhouette.py?type=notebook&content=1")
+    _, kernel = _call(base, "/api/kernels", "POST", {"name": "python3"})
+    ws = websocket.create_connection(f"{base.replace('http', 'ws')}/api/kernels/{kernel['id']}/channels"
+                                     f"?token={TOKEN}", timeout=300)
+    try:
+        for cell in nb["content"]["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            code = cell["source"]
+            if "parameters" in cell["metadata"].get("tags", []):  # write the figures here, not into the repo
+                code += f"\noutput_dir = {str(tmp_path)!r}\ncache_dir = {str(cache)!r}"
+            msg_id = uuid.uuid4().hex
+            ws.send(json.dumps({"header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test",
+                                           "session": "test", "version": "5.3"},
+                                "parent_header": {}, "metadata": {}, "channel": "shell",
+                                "content": {"code": code, "silent": False, "store_history": True,
+                                            "user_expressions": {}, "allow_stdin": False}}))
+            while True:
+                reply = json.loads(ws.recv())
+                if reply.get("parent_header", {}).get("msg_id") == msg_id and reply["msg_type"] == "execute_reply":
+                    assert reply["content"]["status"] == "ok", (code, reply["content"])
+                    break
+    finally:
+        ws.close()
+        _call(base, f"/api/kernels/{kernel['id']}", "DELETE")
+    assert (tmp_path / "silhouette.png").is_file()
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_lab_screenshot(server, tmp_path):
+    base, _, _ = server
+    shot = tmp_path / "lab.png"
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'u'}",
+                    "--window-size=1400,900", "--virtual-time-budget=15000", f"--screenshot={shot}",
+                    f"{base}/lab/tree/01_sparsity.py?token={TOKEN}"], check=True, timeout=120, capture_output=True)
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("BNLIB_KEEP_SCREENSHOT"):
+        shutil.copy(shot, os.environ["BNLIB_KEEP_SCREENSHOT"])
