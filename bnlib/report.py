@@ -132,13 +132,34 @@ def verdicts(df: pd.DataFrame, cmp: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+BATCH_STATS = {"batch_noaffine", "batch_after_relu"}
+PER_SAMPLE = {"group", "layer", "instance"}
+
+
+def ingredient(shared_by: set[str]) -> str:
+    """Which ingredient of BN an effect needs, read off the norms that share it."""
+    if PER_SAMPLE <= shared_by and BATCH_STATS <= shared_by:
+        return "normalising at all (every norm shares it)"
+    if PER_SAMPLE & shared_by and "batch_noaffine" in shared_by:
+        where = "" if "batch_after_relu" in shared_by else " before the ReLU (BN after the ReLU lacks it)"
+        return f"normalising{where}, with batch or per-sample statistics"
+    if not PER_SAMPLE & shared_by and "batch_noaffine" in shared_by:
+        after = "" if "batch_after_relu" in shared_by else "; not after the ReLU"
+        return f"batch statistics, not γ/β (no per-sample norm shares it{after})"
+    if "batch_noaffine" not in shared_by:
+        return "the learned γ, β (BN without them does not share it)"
+    return "unclear"
+
+
 def ablation(profile: str) -> str:
     folder = FIGURES_DIR / profile
-    shared = pd.read_csv(folder / "ablation_shared.csv")
-    lines = ["| effect of BN over no BN | layer | BN − no BN | p (Holm) | also shown by |", "|---|---|---|---|---|"]
+    shared = pd.read_csv(folder / "ablation_shared.csv", keep_default_na=False)
+    lines = ["| effect of BN over no BN | layer | BN − no BN | p (Holm) | also shown by | the ingredient it needs |",
+             "|---|---|---|---|---|---|"]
     for r in shared.itertuples():
+        sharers = set() if r.shared_by == "none" else set(r.shared_by.split(", "))
         lines.append(f"| {r.metric.replace('_', ' ')} | {r.layer} | {r.batch_diff:+.4f} | {_p(r.batch_p_holm)} | "
-                     f"{r.shared_by} |")
+                     f"{r.shared_by} | {ingredient(sharers)} |")
     return "\n".join(lines)
 
 
