@@ -20,7 +20,6 @@ Datasets
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import tarfile
 import warnings

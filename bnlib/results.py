@@ -16,7 +16,6 @@ import os
 import time
 import warnings
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
