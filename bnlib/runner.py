@@ -21,6 +21,7 @@ import argparse
 import copy
 import logging
 import os
+import resource
 import signal
 import sys
 import tempfile
@@ -177,7 +178,9 @@ def run_notebook(name: str, profile: str = DEFAULT_PROFILE, overrides: dict | No
                 stamp = (NOTEBOOK_DIR / f"{name}.py").stat().st_mtime
                 os.utime(target, (stamp, stamp))
     output.with_suffix(".failed.ipynb").unlink(missing_ok=True)
-    log(f"{name}: done in {time.perf_counter() - t0:.0f}s -> {', '.join(_display(p) for p in outputs)}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB -> GiB, largest kernel so far
+    log(f"{name}: done in {time.perf_counter() - t0:.0f}s, peak kernel RSS so far {peak:.1f} GiB -> "
+        f"{', '.join(_display(p) for p in outputs)}")
     return outputs[-1]
 
 

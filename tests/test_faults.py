@@ -227,13 +227,17 @@ def test_sigterm_leaves_no_temporary_folder_or_kernel_file(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "bnlib.runner", "--profile", "smoke", "--notebook", "00_models",
                              "-p", f"output_dir={tmp_path / 'out'}", "-p", f"cache_dir={tmp_path / 'c'}"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 120
-    while not list(rt.glob("kernel-*.json")) and time.time() < deadline:
-        time.sleep(0.2)
-    assert list(rt.glob("kernel-*.json")), "no kernel started"
-    time.sleep(2)
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=120)
+    try:
+        deadline = time.time() + 180
+        kernel_files = lambda: list(tmp.rglob("*.json")) + list(rt.rglob("kernel-*.json"))  # noqa: E731
+        while not kernel_files() and time.time() < deadline:
+            time.sleep(0.2)
+        assert kernel_files(), "no kernel started"
+        time.sleep(3)  # the kernel is busy in a cell
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
     assert proc.returncode == 130, out
     assert "resumes" in out
     assert not list(tmp.iterdir()), list(tmp.iterdir())
