@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,9 +57,13 @@ class TrainedModel:
     reason: str = ""  # why a run is not usable
 
     @property
-    def diverged(self) -> bool:
-        """True for any run excluded from the statistics (diverged or failed)."""
+    def excluded(self) -> bool:
+        """True for any run left out of the statistics: diverged or failed."""
         return self.status != USABLE
+
+    @property
+    def diverged(self) -> bool:
+        return self.status == "diverged"
 
     @property
     def name(self) -> str:
@@ -236,7 +239,3 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 def all_finite(model: torch.nn.Module) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
-
-
-def finite(x: float) -> bool:
-    return isinstance(x, float) and math.isfinite(x)

@@ -54,7 +54,7 @@ def train_all(params: ExperimentParams, log=print) -> list[TrainedModel]:
         trained = get_or_train(config, params.data_dir, params.cache_dir, progress=params.progress or None, data=data)
         TIMINGS["train"] += time.perf_counter() - t0
         where = "cache" if trained.from_cache else f"trained in {time.perf_counter() - t0:.0f}s"
-        state = f"EXCLUDED, {trained.status}: {trained.reason}" if trained.diverged else \
+        state = f"EXCLUDED, {trained.status}: {trained.reason}" if trained.excluded else \
             f"train acc {trained.train_accuracy:.4f}, test acc {trained.test_accuracy:.4f}"
         log(f"{trained.name}: {state} ({where})")
         if not trained.from_cache:
@@ -109,7 +109,7 @@ def measure_model(trained: TrainedModel, reps: ImageData, params: ExperimentPara
     device = resolve_device(params.device)
     dtype = torch.float16 if params.capture_dtype == "float16" else torch.float32
     labels = reps.labels
-    if not trained.diverged:  # an excluded model's activations mean nothing: no metrics to report
+    if not trained.excluded:  # an excluded model's activations mean nothing: no metrics to report
         layers = params.hidden_layers()
         for index, (layer, acts) in enumerate(iter_representations(
                 trained.model, reps.images, reps.normalise, layers, device=device,
@@ -129,10 +129,11 @@ def measure_model(trained: TrainedModel, reps: ImageData, params: ExperimentPara
                     silhouette_score(spatial_mean_pool(acts), labels, params.silhouette_metric, device=device))
             TIMINGS["metrics"] += time.perf_counter() - t0
             del acts
-    rows[:0] = [(cfg.dataset, cfg.arch, cfg.norm, cfg.seed, "model", 0, metric, float(value)) for metric, value in
-                (("train_accuracy", trained.train_accuracy), ("test_accuracy", trained.test_accuracy),
-                 ("diverged", trained.diverged))]
-    df = pd.DataFrame(rows, columns=COLUMNS)
+    layer_rows, rows = rows, []  # the model's own rows come first, with its status as measuring left it
+    add("model", 0, "train_accuracy", trained.train_accuracy)
+    add("model", 0, "test_accuracy", trained.test_accuracy)
+    add("model", 0, "diverged", trained.excluded)
+    df = pd.DataFrame(rows + layer_rows, columns=COLUMNS)
     if artifact is not None:
         artifact.write_table(name, df)
     return df
@@ -145,15 +146,9 @@ def _exclude(trained: TrainedModel, artifact: Artifact | None, reason: str) -> N
         trained.status, trained.reason = "diverged", reason
 
 
-def run_status(models: list[TrainedModel]) -> pd.DataFrame:
-    """One row per model: its status and, for an excluded run, why."""
-    return pd.DataFrame([{"norm": m.config.norm, "seed": m.config.seed, "status": m.status,
-                          "test_accuracy": m.test_accuracy, "reason": m.reason} for m in models])
-
-
 def describe_exclusions(models: list[TrainedModel]) -> str:
     """Which runs are left out of every statistic, and why; every notebook prints this."""
-    out = [m for m in models if m.diverged]
+    out = [m for m in models if m.excluded]
     if not out:
         return f"All {len(models)} runs are usable: none is excluded from the statistics."
     lines = [f"{len(out)} of {len(models)} runs are EXCLUDED from every statistic and figure:"]
@@ -234,7 +229,7 @@ def umap_table(params: ExperimentParams, models: list[TrainedModel]) -> pd.DataF
     labels = reps.labels[sample].numpy()
     frames = []
     for trained in models:
-        if trained.config.seed != params.umap_model_seed or trained.diverged:
+        if trained.config.seed != params.umap_model_seed or trained.excluded:
             continue
         for layer in params.umap_layers:
             emb = umap_embedding(trained, reps, layer, params)
