@@ -29,7 +29,7 @@ def test_paired_notebooks_hold_exactly_their_source_cells(smoke_run):
             [(c.cell_type, c.source, c.metadata) for c in text.cells], name
         assert not any("injected-parameters" in str(c.metadata) for c in nb.cells)
         assert set(nb.metadata) <= {"kernelspec", "language_info"}  # no papermill paths or timings
-        assert executed.stat().st_mtime == source.stat().st_mtime  # jupytext opens the pair without complaint
+        assert executed.stat().st_mtime <= source.stat().st_mtime  # not newer than its source: jupytext opens the pair
         # what jupytext writes back from the executed notebook is the source, byte for byte
         assert jupytext.writes(jupytext.read(executed), fmt="py:percent",
                                config=jupytext.config.load_jupytext_configuration_file(str(nbdir / "jupytext.toml"))) \
