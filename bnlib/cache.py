@@ -166,12 +166,40 @@ class Artifact:
     def _write_meta(self, meta: dict) -> None:
         atomic_write_text(self.meta_path, json.dumps(meta, indent=1, allow_nan=True))
 
+    # ------------------------------------------------------------ transfer (scale-out workers)
+    def export_files(self) -> dict[str, bytes]:
+        """Every file of a complete artifact, by path relative to its folder: what a remote worker sends back.
+
+        The resume checkpoint is left out: a complete artifact no longer needs it.
+        """
+        if not self.is_complete():
+            raise ValueError(f"{self.folder} is not a complete artifact: nothing to export")
+        return {str(p.relative_to(self.folder)): p.read_bytes() for p in sorted(self.folder.rglob("*"))
+                if p.is_file() and p != self.checkpoint_path}
+
+    def import_files(self, files: dict[str, bytes]) -> TrainedModel:
+        """Write an exported artifact into this cache (atomically, meta.json last) and return it verified."""
+        if "meta.json" not in files:
+            raise ValueError("an exported artifact must contain meta.json")
+        with self.lock():
+            for name, data in files.items():
+                if name != "meta.json":
+                    target = (self.folder / name).resolve()
+                    if self.folder.resolve() not in target.parents:
+                        raise ValueError(f"refusing to write {name!r} outside {self.folder}")
+                    atomic_write_bytes(target, data)
+            atomic_write_bytes(self.meta_path, files["meta.json"])
+            loaded = self.load()
+        if loaded is None:
+            raise ValueError(f"the artifact received for {self.folder.name} failed its checksums")
+        return loaded
+
     def clear_results(self) -> None:
         for p in self.results_dir.glob("*"):
             p.unlink(missing_ok=True)
 
     # ------------------------------------------------------------ results
-    def _weights_id(self) -> str:
+    def weights_sha256(self) -> str:
         meta = self.load_meta()
         return meta["weights_sha256"] if meta else ""
 
@@ -185,7 +213,7 @@ class Artifact:
             data = path.read_bytes()
             if hashlib.sha256(data).hexdigest() != want["sha256"]:
                 raise ValueError("content does not match its recorded sha256")
-            if want["weights_sha256"] != self._weights_id():
+            if want["weights_sha256"] != self.weights_sha256():
                 raise ValueError("computed from other weights than the ones stored")
             return data
         except Exception as exc:
@@ -195,7 +223,7 @@ class Artifact:
     def write_result(self, name: str, data: bytes) -> None:
         path = self.results_dir / name
         atomic_write_bytes(path, data)
-        record = {"sha256": hashlib.sha256(data).hexdigest(), "weights_sha256": self._weights_id(), "bytes": len(data)}
+        record = {"sha256": hashlib.sha256(data).hexdigest(), "weights_sha256": self.weights_sha256(), "bytes": len(data)}
         atomic_write_text(self.results_dir / f"{name}.sha256", json.dumps(record))
 
     def read_table(self, name: str, columns: list[str]) -> pd.DataFrame | None:

@@ -1,4 +1,4 @@
-"""Sparsity and clustering of representations.
+"""Sparsity, clustering and similarity of representations.
 
 The contract (names and meanings) is fixed; see the README's Assumptions
 table for how "average channel sparsity" is read.
@@ -61,99 +61,366 @@ def _as_tensor(a) -> torch.Tensor:
     return torch.from_numpy(a if a.flags.writeable else a.copy())
 
 
+MATMUL_BACKENDS = ("auto", "torch", "numpy")
+
+
+def _matmul(a: torch.Tensor, b: torch.Tensor, backend: str) -> torch.Tensor:
+    """a @ b. On CPU, "auto" hands the product to numpy's BLAS: benchmarks/silhouette.py measures it faster
+    there than torch's (no hand-over to torch's OpenMP pool between tiles). On CUDA it is torch's."""
+    if backend == "numpy" or (backend == "auto" and a.device.type == "cpu"):
+        return torch.from_numpy(a.cpu().numpy() @ b.cpu().numpy()).to(a.device)
+    return a @ b
+
+
+def _prepare(X, labels=None, device=None):
+    """X as a [N, D] tensor on `device`, and labels as class codes 0..k-1 on the same device."""
+    X = _as_tensor(X)
+    if X.dim() > 2:
+        X = X.flatten(1)
+    device = torch.device(device) if device is not None else X.device
+    X = X.to(device)
+    if labels is None:
+        return X, None, 0
+    labels = _as_tensor(labels).reshape(-1)
+    if labels.shape[0] != X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} samples but labels has {labels.shape[0]}")
+    _, codes = torch.unique(labels.cpu(), return_inverse=True)
+    k = int(codes.max()) + 1 if len(codes) else 0
+    return X, codes.to(device), k
+
+
+def pairwise_tiles(X: torch.Tensor, metric: str = "euclidean", block_size: int = DEFAULT_BLOCK,
+                   dtype: torch.dtype = torch.float64, backend: str = "auto"):
+    """Every pairwise distance of the rows of X, one tile at a time: yields `(rows, cols, dist)`.
+
+    `dist[i, j]` is the distance from sample `rows.start + i` to sample
+    `cols.start + j`. Together the tiles cover the full N x N matrix exactly
+    once, but each off-diagonal tile is computed once and also yielded
+    transposed (distances are symmetric). Self-distances are exactly 0.
+    Memory is O(block x D) whatever N is: a tile's rows are converted to
+    `dtype` only when used, and the block shrinks for wide X.
+
+    metric: "euclidean"; "cosine" (1 - cosine similarity; an all-zero row is
+    at distance 1 from everything, as sklearn's normalize() leaves it);
+    "sqeuclidean" (on 0/1 codes, the Hamming distance).
+    """
+    if metric not in ("euclidean", "cosine", "sqeuclidean"):
+        raise ValueError(f"unknown metric {metric!r}; valid choices: euclidean, cosine, sqeuclidean")
+    if backend not in MATMUL_BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid choices: {', '.join(MATMUL_BACKENDS)}")
+    n, d = X.shape
+    block_size = max(16, min(block_size, BLOCK_BYTES // (torch.finfo(dtype).bits // 8 * max(1, d))))
+    starts = [slice(a, min(a + block_size, n)) for a in range(0, n, block_size)]
+    sq = torch.cat([(X[s].to(dtype) ** 2).sum(1) for s in starts]) if n else X.new_zeros(0, dtype=dtype)
+    scale = torch.where(sq > 0, sq.clamp(min=1e-300).rsqrt(), torch.zeros_like(sq)) if metric == "cosine" else None
+
+    def rows(s):
+        block = X[s].to(dtype)
+        return block * scale[s, None] if scale is not None else block
+
+    for i, a in enumerate(starts):
+        xa = rows(a)
+        for b in starts[i:]:
+            gram = _matmul(xa, (xa if b == a else rows(b)).T, backend)
+            if metric == "cosine":
+                dist = (1.0 - gram).clamp_(0.0, 2.0)
+            else:
+                dist = (sq[a, None] + sq[None, b] - 2.0 * gram).clamp_(min=0)
+                if metric == "euclidean":
+                    dist = dist.sqrt_()
+            if b == a:
+                dist.fill_diagonal_(0.0)
+                yield a, a, dist
+            else:
+                yield a, b, dist
+                yield b, a, dist.T
+
+
+class _SilhouetteSums:
+    """Per sample, the summed distance to each class's members; the silhouette follows from these sums."""
+
+    def __init__(self, codes: torch.Tensor, k: int, backend: str):
+        self.codes, self.backend = codes, backend
+        self.onehot = torch.nn.functional.one_hot(codes, k).to(torch.float64)
+        self.sums = torch.zeros((len(codes), k), dtype=torch.float64, device=codes.device)
+
+    def update(self, rows, cols, dist):
+        self.sums[rows] += _matmul(dist, self.onehot[cols], self.backend)
+
+    def result(self) -> float:
+        codes, counts = self.codes, self.onehot.sum(0)
+        own = counts[codes]
+        intra = self.sums.gather(1, codes[:, None]).squeeze(1) / (own - 1).clamp(min=1)
+        mean_to = self.sums / counts
+        mean_to.scatter_(1, codes[:, None], float("inf"))
+        inter = mean_to.min(dim=1).values
+        denom = torch.maximum(intra, inter)
+        s = torch.where(denom > 0, (inter - intra) / denom, torch.zeros_like(denom))
+        s = torch.where(own > 1, s, torch.zeros_like(s))  # a singleton scores 0
+        return s.mean().item()
+
+
+class _NearestNeighbours:
+    """A running top-k of each sample's nearest *other* samples; the kNN vote follows from it."""
+
+    def __init__(self, codes: torch.Tensor, n_classes: int, k: int):
+        n = len(codes)
+        if not 1 <= k <= n - 1:
+            raise ValueError(f"k = {k} must be between 1 and n_samples - 1 = {n - 1}")
+        self.codes, self.n_classes, self.k = codes, n_classes, k
+        self.dist = torch.full((n, k), float("inf"), dtype=torch.float64, device=codes.device)
+        self.index = torch.zeros((n, k), dtype=torch.long, device=codes.device)
+
+    def update(self, rows, cols, dist):
+        if rows == cols:
+            dist = dist.clone().fill_diagonal_(float("inf"))  # a sample is not its own neighbour
+        col_index = torch.arange(cols.start, cols.stop, device=dist.device).expand(dist.shape[0], -1)
+        cand_d = torch.cat([self.dist[rows], dist.to(torch.float64)], dim=1)
+        cand_i = torch.cat([self.index[rows], col_index], dim=1)
+        top = cand_d.topk(self.k, dim=1, largest=False, sorted=False).indices
+        self.dist[rows], self.index[rows] = cand_d.gather(1, top), cand_i.gather(1, top)
+
+    def result(self) -> float:
+        votes = torch.nn.functional.one_hot(self.codes[self.index], self.n_classes).sum(1)
+        return (votes.argmax(1) == self.codes).double().mean().item()  # argmax: a tie goes to the smallest class
+
+
+def _check_metric(metric):
+    if metric not in ("euclidean", "cosine"):
+        raise ValueError(f"unknown metric {metric!r}; valid choices: euclidean, cosine")
+
+
+def _check_label_count(k, n):
+    if not 2 <= k <= n - 1:
+        raise ValueError(f"Number of labels is {k}. Valid values are 2 to n_samples - 1 (inclusive)")
+
+
 def silhouette_score(X, labels, metric: str = "euclidean", device=None,
                      block_size: int = DEFAULT_BLOCK, backend: str = "auto") -> float:
     """The exact mean silhouette coefficient, as `sklearn.metrics.silhouette_score` defines it.
 
-    Blockwise: distances are formed one (block x block) tile at a time in
-    float64, and only per-cluster distance sums are kept, so memory is
-    O(block x D + N x clusters). Each off-diagonal tile serves both its row
-    and its column block (distances are symmetric), halving the work. A sample
-    alone in its cluster scores 0, as in sklearn. Parity is with sklearn's
-    float64 computation (sklearn's float32 cosine path is itself less exact).
-
-    backend: "torch" runs on `device` (CUDA or CPU); "numpy" runs the same
-    tiles with numpy's BLAS, which is faster on CPU because it does not
-    alternate with torch's OpenMP pool; "auto" picks numpy on CPU.
+    For sample i with mean distance a(i) to the other members of its class and
+    b(i) to the members of the nearest other class, s(i) = (b - a) / max(a, b);
+    a sample alone in its class scores 0. Every distance comes from
+    `pairwise_tiles` in float64; only per-class distance sums are kept, so
+    memory is O(block x D + N x classes). Parity is with sklearn's float64
+    computation (sklearn's float32 cosine path is itself less exact).
+    `backend` picks the tile product's library (see `_matmul`).
     """
-    if metric not in ("euclidean", "cosine"):
-        raise ValueError(f"unknown metric {metric!r}; valid choices: euclidean, cosine")
-    if backend not in ("auto", "torch", "numpy"):
-        raise ValueError(f"unknown backend {backend!r}; valid choices: auto, torch, numpy")
+    _check_metric(metric)
+    X, codes, k = _prepare(X, labels, device)
+    _check_label_count(k, X.shape[0])
+    sums = _SilhouetteSums(codes, k, backend)
+    for tile in pairwise_tiles(X, metric, block_size, backend=backend):
+        sums.update(*tile)
+    return sums.result()
+
+
+def knn_accuracy(X, labels, k: int = 10, metric: str = "euclidean", device=None,
+                 block_size: int = DEFAULT_BLOCK, backend: str = "auto") -> float:
+    """Leave-one-out k-nearest-neighbour accuracy with the classes as targets.
+
+    Each sample is classified by a majority vote of its k nearest *other*
+    samples (uniform weights; a tied vote goes to the smallest class label,
+    as sklearn's `KNeighborsClassifier` does); the score is the fraction
+    classified correctly. Neighbours are kept as a running top-k per row over
+    `pairwise_tiles`, so memory is O(block x D + N x k).
+    """
+    _check_metric(metric)
+    X, codes, n_classes = _prepare(X, labels, device)
+    neighbours = _NearestNeighbours(codes, n_classes, k)
+    for tile in pairwise_tiles(X, metric, block_size, backend=backend):
+        neighbours.update(*tile)
+    return neighbours.result()
+
+
+def silhouette_and_knn(X, labels, k: int = 10, metric: str = "euclidean", device=None,
+                       block_size: int = DEFAULT_BLOCK, backend: str = "auto") -> tuple[float, float]:
+    """`silhouette_score` and `knn_accuracy` from one pass over the distance tiles: half the cost of both."""
+    _check_metric(metric)
+    X, codes, n_classes = _prepare(X, labels, device)
+    _check_label_count(n_classes, X.shape[0])
+    sums, neighbours = _SilhouetteSums(codes, n_classes, backend), _NearestNeighbours(codes, n_classes, k)
+    for tile in pairwise_tiles(X, metric, block_size, backend=backend):
+        sums.update(*tile)
+        neighbours.update(*tile)
+    return sums.result(), neighbours.result()
+
+
+def _fit_logistic(train_X, train_y, C, max_iter):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter)).fit(train_X, train_y)
+
+
+def linear_probe_accuracy(train_X, train_y, test_X, test_y, C: float = 1.0, max_iter: int = 500) -> float:
+    """Test accuracy of a multinomial logistic regression fitted on representations of training samples.
+
+    Features are standardised (fitted on the training representations only),
+    then sklearn's `LogisticRegression` (lbfgs, L2 penalty, inverse strength
+    `C`) is fitted on (train_X, train_y) and scored on the representations of
+    held-out test images. A high score means the classes are linearly
+    separable at this layer, for images the model never trained on.
+    """
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    def flat(a):
+        a = _as_tensor(a)
+        return (a.flatten(1) if a.dim() > 2 else a).double().cpu().numpy()
+
+    with warnings.catch_warnings():
+        # lbfgs stopping at max_iter on separable data changes the third decimal at most: reported, not fatal
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = _fit_logistic(flat(train_X), _as_tensor(train_y).cpu().numpy(), C, max_iter)
+    return float(model.score(flat(test_X), _as_tensor(test_y).cpu().numpy()))
+
+
+def centered_gram(X, device=None, dtype: torch.dtype = torch.float64, block_size: int = DEFAULT_BLOCK) -> torch.Tensor:
+    """K = Xc Xc^T for the column-centred X (so K is doubly centred): the N x N input of linear CKA."""
+    X, _, _ = _prepare(X, None, device)
+    n, d = X.shape
+    block_size = max(16, min(block_size, BLOCK_BYTES // (8 * max(1, d))))
+    starts = [slice(a, min(a + block_size, n)) for a in range(0, n, block_size)]
+    mean = sum(X[s].to(torch.float64).sum(0) for s in starts) / max(n, 1)
+    centred = [(X[s].to(torch.float64) - mean).to(dtype) for s in starts]
+    K = torch.empty((n, n), dtype=dtype, device=X.device)
+    for s, a in zip(starts, centred):
+        for t, b in zip(starts, centred):
+            K[s, t] = a @ b.T
+    return K
+
+
+def cka_from_grams(K: torch.Tensor, L: torch.Tensor) -> float:
+    """Linear CKA from two doubly-centred Gram matrices: <K, L>_F / (||K||_F ||L||_F)."""
+    K, L = K.to(torch.float64), L.to(torch.float64)
+    return ((K * L).sum() / (K.norm() * L.norm())).item()
+
+
+def linear_cka(X, Y, device=None) -> float:
+    """Linear centred kernel alignment (Kornblith et al. 2019) of two representations of the same samples.
+
+    CKA(X, Y) = ||Yc^T Xc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F), columns centred.
+    It is 1 for representations equal up to an orthogonal transform and an
+    isotropic scale, and in [0, 1]. Computed in feature space when both
+    representations are narrower than N, else from N x N Gram matrices.
+    """
+    X, _, _ = _prepare(X, None, device)
+    Y, _, _ = _prepare(Y, None, X.device)
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} samples but Y has {Y.shape[0]}: CKA compares the same samples")
+    n = X.shape[0]
+    if X.shape[1] <= n and Y.shape[1] <= n:
+        Xc = X.to(torch.float64) - X.to(torch.float64).mean(0)
+        Yc = Y.to(torch.float64) - Y.to(torch.float64).mean(0)
+        return ((Yc.T @ Xc).norm() ** 2 / ((Xc.T @ Xc).norm() * (Yc.T @ Yc).norm())).item()
+    return cka_from_grams(centered_gram(X), centered_gram(Y))
+
+
+def _flat_numpy(X) -> np.ndarray:
     X = _as_tensor(X)
-    if X.dim() > 2:
-        X = X.flatten(1)
-    n = X.shape[0]
-    labels = _as_tensor(labels).reshape(-1)
-    if labels.shape[0] != n:
-        raise ValueError(f"X has {n} samples but labels has {labels.shape[0]}")
-    _, codes = torch.unique(labels.cpu(), return_inverse=True)
-    k = int(codes.max()) + 1 if n else 0
-    if not 2 <= k <= n - 1:
-        raise ValueError(f"Number of labels is {k}. Valid values are 2 to n_samples - 1 (inclusive)")
-    device = torch.device(device) if device is not None else X.device
-    block_size = max(16, min(block_size, BLOCK_BYTES // (8 * max(1, X.shape[1]))))
-    if backend == "numpy" or (backend == "auto" and device.type == "cpu"):
-        sums, counts = _cluster_distance_sums(X.cpu().numpy(), codes.numpy(), k, metric, block_size, np)
-        sums, counts, codes = torch.from_numpy(sums), torch.from_numpy(counts), codes
-    else:
-        sums, counts = _cluster_distance_sums(X.to(device), codes.to(device), k, metric, block_size, torch)
-        codes = codes.to(device)
-    return _silhouette_from_sums(sums, counts, codes)
+    return (X.flatten(1) if X.dim() > 2 else X).cpu().numpy()
 
 
-def _cluster_distance_sums(X, codes, k, metric, block_size, xp):
-    """sums[i, j] = total distance from sample i to the members of cluster j, tile by tile.
+def davies_bouldin(X, labels) -> float:
+    """sklearn's Davies–Bouldin index on the flattened representations, classes as clusters (lower: better)."""
+    from sklearn.metrics import davies_bouldin_score
 
-    `xp` is numpy or torch: the same arithmetic, on the array library that is fastest where X lives.
+    return float(davies_bouldin_score(_flat_numpy(X), _as_tensor(labels).cpu().numpy()))
+
+
+def calinski_harabasz(X, labels) -> float:
+    """sklearn's Calinski–Harabasz index on the flattened representations, classes as clusters (higher: better)."""
+    from sklearn.metrics import calinski_harabasz_score
+
+    return float(calinski_harabasz_score(_flat_numpy(X), _as_tensor(labels).cpu().numpy()))
+
+
+def within_between_ratio(X, labels, device=None) -> float:
+    """tr(S_within) / tr(S_between), classes as groups (neural-collapse NC1 style; lower: tighter classes).
+
+    tr(S_within) = sum_i ||x_i - mu_{c(i)}||^2 and tr(S_between) = sum_c n_c ||mu_c - mu||^2,
+    accumulated in float64 one block of samples at a time.
     """
-    n = X.shape[0]
-    f64 = xp.float64
-    as64 = (lambda a: a.astype(np.float64)) if xp is np else (lambda a: a.to(torch.float64))
-    onehot = as64(xp.eye(k)[codes] if xp is np else torch.nn.functional.one_hot(codes, k))
+    X, codes, k = _prepare(X, labels, device)
+    onehot = torch.nn.functional.one_hot(codes, k).to(torch.float64)
     counts = onehot.sum(0)
-    starts = list(range(0, n, block_size))
-    # Squared norms a block at a time: never a float64 copy of all of X.
-    sq = xp.concatenate([(as64(X[a:a + block_size]) ** 2).sum(1) for a in starts]) if xp is np else \
-        torch.cat([(as64(X[a:a + block_size]) ** 2).sum(1) for a in starts])
-    if metric == "cosine":
-        # sklearn's normalize() leaves all-zero rows at zero: their distance to anything is 1.
-        norms = sq ** 0.5
-        scale = xp.where(norms > 0, 1.0 / xp.where(norms > 0, norms, 1.0), 0.0) if xp is np else \
-            torch.where(norms > 0, 1.0 / norms.clamp(min=1e-300), torch.zeros_like(norms))
-
-    def rows(a, b):
-        block = as64(X[a:b])
-        return block * scale[a:b, None] if metric == "cosine" else block
-
-    sums = xp.zeros((n, k), dtype=f64) if xp is np else torch.zeros((n, k), dtype=f64, device=X.device)
-    for bi, a in enumerate(starts):
-        a_end = min(a + block_size, n)
-        xa = rows(a, a_end)
-        for b in starts[bi:]:
-            b_end = min(b + block_size, n)
-            xb = xa if b == a else rows(b, b_end)
-            gram = xa @ xb.T
-            if metric == "euclidean":
-                dist = xp.sqrt(xp.clip(sq[a:a_end, None] + sq[None, b:b_end] - 2.0 * gram, 0, None)) if xp is np \
-                    else (sq[a:a_end, None] + sq[None, b:b_end] - 2.0 * gram).clamp_(min=0).sqrt_()
-            else:
-                dist = xp.clip(1.0 - gram, 0.0, 2.0) if xp is np else (1.0 - gram).clamp_(0.0, 2.0)
-            if b == a:
-                dist[range(len(dist)), range(len(dist))] = 0.0
-            sums[a:a_end] += dist @ onehot[b:b_end]
-            if b != a:
-                sums[b:b_end] += dist.T @ onehot[a:a_end]
-    return sums, counts
+    class_sums = sum(onehot[s].T @ X[s].to(torch.float64) for s in _slices(len(X)))
+    means = class_sums / counts[:, None]
+    overall = class_sums.sum(0) / counts.sum()
+    within = sum(((X[s].to(torch.float64) - means[codes[s]]) ** 2).sum() for s in _slices(len(X)))
+    between = (counts * ((means - overall) ** 2).sum(1)).sum()
+    return (within / between).item()
 
 
-def _silhouette_from_sums(sums: torch.Tensor, counts: torch.Tensor, codes: torch.Tensor) -> float:
-    own = counts[codes]
-    intra = sums.gather(1, codes[:, None]).squeeze(1) / (own - 1).clamp(min=1)
-    mean_to = sums / counts
-    mean_to.scatter_(1, codes[:, None], float("inf"))
-    inter = mean_to.min(dim=1).values
-    denom = torch.maximum(intra, inter)
-    s = torch.where(denom > 0, (inter - intra) / denom, torch.zeros_like(denom))
-    s = torch.where(own > 1, s, torch.zeros_like(s))  # a singleton scores 0
-    return s.mean().item()
+def _slices(n: int, size: int = ROW_CHUNK):
+    return [slice(a, min(a + size, n)) for a in range(0, n, size)]
+
+
+# ------------------------------------------------------------------ binary activation codes
+def activation_codes(X) -> torch.Tensor:
+    """Each sample's on/off ReLU pattern: a boolean [N, D] code, True where the unit is active (> 0)."""
+    X = _as_tensor(X)
+    return (X.flatten(1) if X.dim() > 2 else X) > 0
+
+
+def distinct_codes(X) -> int:
+    """How many different binary activation codes the samples produce."""
+    packed = np.packbits(activation_codes(X).cpu().numpy(), axis=1)
+    return int(len(np.unique(packed, axis=0)))
+
+
+def code_purity(X, labels) -> float:
+    """Class purity of the groups of samples that share one binary code: sum of each group's majority-class count / N.
+
+    1 when no code is shared between classes. Samples with a unique code are
+    their own (pure) group, so read it next to `distinct_codes`.
+    """
+    packed = np.packbits(activation_codes(X).cpu().numpy(), axis=1)
+    _, group = np.unique(packed, axis=0, return_inverse=True)
+    labels = _as_tensor(labels).cpu().numpy().reshape(-1)
+    table = _group_class_counts(group.reshape(-1), labels)
+    return float(table.max(axis=1).sum() / len(labels))
+
+
+def _group_class_counts(groups: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Counts[g, c] of samples in group g with class c."""
+    _, classes = np.unique(labels, return_inverse=True)
+    counts = np.zeros((groups.max() + 1, classes.max() + 1), dtype=np.int64)
+    np.add.at(counts, (groups, classes), 1)
+    return counts
+
+
+def code_neighbour_agreement(X, labels, device=None, block_size: int = DEFAULT_BLOCK, backend: str = "auto") -> float:
+    """The fraction of samples whose nearest other code in Hamming distance has the same class.
+
+    When several samples tie at the nearest distance (common: distances are
+    integers, and identical codes are at 0), the sample scores the fraction of
+    them with its class: the expected agreement under a random tie-break, so
+    the result does not depend on sample order. Hamming distances come from
+    `pairwise_tiles` on 0/1 codes in float32 (exact for up to 2^24 units).
+    """
+    X, codes, _ = _prepare(X, labels, device)
+    bits = activation_codes(X).to(torch.float32)
+    n = bits.shape[0]
+    if n < 2:
+        raise ValueError("need at least 2 samples")
+    nearest = torch.full((n,), float("inf"), dtype=torch.float32, device=X.device)
+    same = torch.zeros(n, dtype=torch.float64, device=X.device)
+    total = torch.zeros(n, dtype=torch.float64, device=X.device)
+    for rows, cols, dist in pairwise_tiles(bits, "sqeuclidean", block_size, dtype=torch.float32, backend=backend):
+        if rows == cols:
+            dist = dist.clone().fill_diagonal_(float("inf"))
+        dist = dist.round_()  # integer Hamming distances; the Gram trick leaves no fractional part to trust
+        tile_min = dist.min(1).values
+        at_min = dist == tile_min[:, None]
+        hit = (codes[rows, None] == codes[None, cols]) & at_min
+        closer, tie = tile_min < nearest[rows], tile_min == nearest[rows]
+        same[rows] = torch.where(closer, hit.sum(1).double(), same[rows] + torch.where(tie, hit.sum(1).double(), 0.0))
+        total[rows] = torch.where(closer, at_min.sum(1).double(),
+                                  total[rows] + torch.where(tie, at_min.sum(1).double(), 0.0))
+        nearest[rows] = torch.minimum(nearest[rows], tile_min)
+    return (same / total).mean().item()

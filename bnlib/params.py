@@ -27,8 +27,8 @@ from .paths import FIGURES_DIR, PARAMS_DIR, REPO_ROOT
 CHECKOUT_ENV = RUNNER_ENV
 
 # Keys that say where or how to run, not what to compute: they never change a result.
-PLACEMENT_KEYS = {"output_dir", "data_dir", "cache_dir", "device", "progress", "notebooks"}
-ALL_NOTEBOOKS = ("00_models", "01_sparsity", "02_silhouette", "03_umap")  # what a profile runs by default
+PLACEMENT_KEYS = {"output_dir", "data_dir", "cache_dir", "device", "progress", "notebooks", "ray_cpus", "ray_gpus"}
+ALL_NOTEBOOKS = ("00_models", "01_sparsity", "02_silhouette", "03_umap", "04_clustering_views")  # what a profile runs by default
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit"}
 _HIDDEN_LAYER_NAMES = {"cnn4": [f"conv{i}" for i in range(1, 5)] + ["fc1"],
                        "vgg16": [f"conv{i}" for i in range(1, 14)] + ["fc1"]}
@@ -65,6 +65,11 @@ class ExperimentParams(BaseModel):
     sparsity_threshold: float = Field(0.0, ge=0)
     silhouette_metric: Literal["euclidean", "cosine"] = "euclidean"
     silhouette_pooled: bool = True
+    # more views of clustering (notebook 04)
+    knn_k: int = Field(10, ge=1, le=100)
+    probe_C: float = Field(1.0, gt=0)
+    probe_test_samples: int = Field(1000, ge=20)
+    probe_max_features: int = Field(4096, ge=1)
     # UMAP pictures
     umap_layers: list[str] = Field(min_length=1)
     umap_model_seed: int = Field(ge=0)
@@ -83,7 +88,9 @@ class ExperimentParams(BaseModel):
     data_dir: str | None = None
     cache_dir: str | None = None
     output_dir: str | None = None
-    notebooks: list[str] | None = None  # which notebooks `make figures` runs for this profile; None = 00-03
+    ray_cpus: float = Field(1.0, gt=0)  # CPUs one model's Ray task asks for (runner --ray)
+    ray_gpus: float = Field(0.0, ge=0, le=8)  # GPUs one task asks for; 0.25 lets four models share a GPU
+    notebooks: list[str] | None = None  # which notebooks `make figures` runs for this profile; None = 00-04
 
     @field_validator("seeds")
     @classmethod
@@ -105,6 +112,11 @@ class ExperimentParams(BaseModel):
         if missing:
             raise ValueError(f"lr has no value for norm(s) {missing}; give one per norm, e.g. {{batch: 0.01, none: 0.01}}")
         n_train, _ = DATASET_SIZES[self.dataset]
+        if self.probe_test_samples > DATASET_SIZES[self.dataset][1]:
+            raise ValueError(f"probe_test_samples = {self.probe_test_samples} is more than the "
+                             f"{DATASET_SIZES[self.dataset][1]} test images of {self.dataset}; use at most that")
+        if self.knn_k >= self.n_represent:
+            raise ValueError(f"knn_k = {self.knn_k} must be below n_represent = {self.n_represent}")
         for key in ("train_subset", "n_represent"):
             value = getattr(self, key)
             if value is not None and value > n_train:
@@ -153,9 +165,9 @@ class ExperimentParams(BaseModel):
         """figures/<profile>/, or figures/<profile>-custom-<hash>/ when keys differ from the profile file."""
         if self.output_dir is not None:
             return Path(self.output_dir).expanduser()
-        try:
-            base = load_profile(self.profile)
-        except ConfigError:
+        try:  # the profile as its file resolves it, defaults included: a key it leaves out is not a change
+            base = ExperimentParams.model_validate(load_profile(self.profile)).model_dump(mode="json")
+        except (ConfigError, ValueError):
             base = {}
         mine = self.model_dump(mode="json")
         changed = {k: v for k, v in mine.items() if k not in PLACEMENT_KEYS and base.get(k, None) != v}

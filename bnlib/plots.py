@@ -29,7 +29,17 @@ METRIC_LABELS = {
     "dead_channels": "dead channels (fraction)",
     "silhouette": "silhouette score",
     "silhouette_pooled": "silhouette score (spatial-mean pooled)",
+    "knn_accuracy": "kNN accuracy (leave-one-out)",
+    "linear_probe": "linear probe test accuracy",
+    "davies_bouldin": "Davies–Bouldin (lower: better)",
+    "calinski_harabasz": "Calinski–Harabasz",
+    "within_between_ratio": "within / between scatter (lower: better)",
+    "code_neighbour_agreement": "nearest binary code: same class",
+    "code_purity": "class purity of identical codes",
+    "distinct_codes": "distinct binary codes",
 }
+VIEW_PANELS = ("silhouette", "knn_accuracy", "linear_probe", "davies_bouldin", "calinski_harabasz",
+               "within_between_ratio", "code_neighbour_agreement", "code_purity", "distinct_codes")
 
 
 def _with_labels(df: pd.DataFrame) -> pd.DataFrame:
@@ -194,4 +204,41 @@ def ablation_figure(df: pd.DataFrame, metrics: list[str], title: str | None = No
     if title:
         fig.suptitle(title, y=1.0)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return fig
+
+
+def views_figure(views: pd.DataFrame, cka: pd.DataFrame, title: str | None = None):
+    """One panel per clustering view (mean ± std over seeds per layer), and the CKA heat-map last.
+
+    The heat-map's rows are the pairs compared (BN vs no BN of one seed, and the
+    seed-to-seed baselines), its columns the layers, its cells the mean CKA.
+    """
+    metrics = [m for m in VIEW_PANELS if (views.metric == m).any()] or list(VIEW_PANELS[:1])
+    ncols = 2
+    nrows = (len(metrics) + 1 + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.2 * ncols, 2.9 * nrows), squeeze=False)
+    flat = axes.ravel()
+    for ax, metric in zip(flat, metrics):
+        layer_metric_plot(views, metric, ax=ax, kind="point")
+        if ax is not flat[0] and ax.get_legend() is not None:
+            ax.get_legend().remove()
+        if metric == "calinski_harabasz":
+            ax.set_yscale("log")  # spans orders of magnitude from conv1 to fc1
+        else:
+            ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+    ax = flat[len(metrics)]
+    if cka.empty:
+        _nothing_to_plot(ax, "CKA")
+    else:
+        labelled = cka.assign(pair=cka.pair.map(lambda s: " vs ".join(NORM_LABELS.get(p, p) for p in s.split(" vs "))))
+        grid = labelled.pivot_table(index="pair", columns="layer", values="cka", aggfunc="mean")
+        grid = grid[list(dict.fromkeys(cka.sort_values("layer_index").layer))]
+        low = max(0.0, float(grid.min().min()) - 0.05)  # the contrast is in the last few hundredths
+        sns.heatmap(grid, annot=True, fmt=".2f", vmin=low, vmax=1, cmap="viridis", cbar=False, ax=ax)
+        ax.set(xlabel="layer", ylabel="", title="linear CKA (mean over pairs)")
+    for extra in flat[len(metrics) + 1:]:
+        extra.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
     return fig

@@ -10,6 +10,7 @@ output into the README.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,16 +20,26 @@ from .paths import FIGURES_DIR
 
 ALPHA = 0.05
 LABELS = {"channel_sparsity": "channel sparsity", "element_sparsity": "element sparsity",
-          "dead_channels": "dead channels", "silhouette": "silhouette", "silhouette_pooled": "silhouette (pooled)"}
+          "dead_channels": "dead channels", "silhouette": "silhouette", "silhouette_pooled": "silhouette (pooled)",
+          "knn_accuracy": "kNN accuracy", "linear_probe": "linear probe", "davies_bouldin": "Davies–Bouldin",
+          "calinski_harabasz": "Calinski–Harabasz", "within_between_ratio": "within/between scatter",
+          "code_neighbour_agreement": "code neighbour agreement", "code_purity": "code purity",
+          "distinct_codes": "distinct codes"}
+# The views of claim 3: each says whether classes are tighter or more separable (direction in stats.LOWER_IS_BETTER).
+# code_purity and distinct_codes are descriptive (purity is trivially 1 when every code is unique): not votes.
+CLUSTER_VIEWS = ("silhouette", "silhouette_pooled", "knn_accuracy", "linear_probe", "davies_bouldin", "calinski_harabasz",
+                 "within_between_ratio", "code_neighbour_agreement")
+CSV_FILES = ("accuracy", "sparsity", "silhouette", "views")
 
 
-def load(profile: str) -> pd.DataFrame:
-    folder = FIGURES_DIR / profile
-    frames = [pd.read_csv(folder / f"{name}.csv") for name in ("accuracy", "sparsity", "silhouette")
-              if (folder / f"{name}.csv").is_file()]
+def load(profile: str, figures_dir=FIGURES_DIR) -> pd.DataFrame:
+    folder = Path(figures_dir) / profile
+    frames = [pd.read_csv(folder / f"{name}.csv") for name in CSV_FILES if (folder / f"{name}.csv").is_file()]
     if not frames:
         raise SystemExit(f"no CSVs in {folder}: run `make figures PROFILE={profile}` first")
-    return pd.concat(frames, ignore_index=True)
+    # views.csv repeats the silhouette and accuracy rows: one row per (model, layer, metric)
+    return pd.concat(frames, ignore_index=True).drop_duplicates(
+        subset=["dataset", "arch", "norm", "seed", "layer", "metric"], keep="first")
 
 
 def _p(p: float) -> str:
@@ -40,10 +51,12 @@ def comparisons(df: pd.DataFrame) -> pd.DataFrame:
     frames = []
     for metric in LABELS:
         cmp = stats.compare_norms(df, metric)
-        if cmp.empty:
-            continue
-        cmp["p_holm"] = stats.holm(cmp.p.where(cmp.testable))
-        frames.append(cmp)
+        if not cmp.empty:
+            frames.append(cmp)
+    if not frames:  # no usable run: an empty table with the columns every verdict reads
+        return pd.DataFrame(columns=["metric", "layer_index", "layer", "mean_batch", "std_batch", "mean_none",
+                                     "std_none", "diff", "t", "p", "n_seeds", "n_batch", "n_none", "testable",
+                                     "hedges_g", "g_low", "g_high", "p_holm"]).astype({"testable": bool})
     return pd.concat(frames, ignore_index=True)
 
 
@@ -64,11 +77,89 @@ def accuracy_table(df: pd.DataFrame) -> str:
 
 
 def comparison_table(cmp: pd.DataFrame) -> str:
-    lines = ["| metric | layer | BN | no BN | BN − no BN | p | p (Holm) |", "|---|---|---|---|---|---|---|"]
+    lines = ["| metric | layer | BN | no BN | BN − no BN | Hedges' g [95% CI] | p | p (Holm) |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in cmp.itertuples():
-        lines.append(f"| {LABELS[r.metric]} | {r.layer} | {r.mean_batch:.4f} ± {r.std_batch:.4f} | "
-                     f"{r.mean_none:.4f} ± {r.std_none:.4f} | {r.diff:+.4f} | {_p(r.p)} | {_p(r.p_holm)} |")
+        lines.append(f"| {LABELS[r.metric]} | {r.layer} | {_num(r.mean_batch)} ± {_num(r.std_batch)} | "
+                     f"{_num(r.mean_none)} ± {_num(r.std_none)} | {_num(r.diff, '+')} | {_g(r)} | {_p(r.p)} | "
+                     f"{_p(r.p_holm)} |")
     return "\n".join(lines)
+
+
+def _num(v: float, sign: str = "") -> str:
+    """4 decimals for values below 10 (rates, scores); 4 significant digits for indices like Calinski–Harabasz."""
+    return f"{v:{sign}.4f}" if abs(v) < 10 or not np.isfinite(v) else f"{v:{sign}.4g}"
+
+
+def _g(r) -> str:
+    if not np.isfinite(r.hedges_g):
+        return "n/a"
+    ci = f" [{r.g_low:+.1f}, {r.g_high:+.1f}]" if np.isfinite(r.g_low) else " [n/a]"
+    return f"{r.hedges_g:+.1f}{ci}"
+
+
+def view_table(cmp: pd.DataFrame) -> pd.DataFrame:
+    """Per clustering view and layer: which variant clusters better (Holm over the view's layers), and
+    whether that agrees with the silhouette's answer for the layer."""
+    rows = []
+    sil = {r.layer: _better(r) for r in cmp[cmp.metric == "silhouette"].itertuples()}
+    for r in cmp[cmp.metric.isin(CLUSTER_VIEWS)].itertuples():
+        better = _better(r)
+        rows.append({"view": LABELS[r.metric], "metric": r.metric, "layer_index": r.layer_index, "layer": r.layer,
+                     "better": better, "hedges_g": r.hedges_g, "p_holm": r.p_holm,
+                     "agrees_with_silhouette": (better == sil[r.layer]) if r.layer in sil else np.nan})
+    return pd.DataFrame(rows)
+
+
+def agreement_grid(cmp: pd.DataFrame) -> pd.DataFrame:
+    """View x layer: which variant clusters better there, and whether the silhouette says the same."""
+    views = view_table(cmp)
+    if views.empty:
+        return pd.DataFrame()
+    views["cell"] = [b if m == "silhouette" else f"{b} ({'agrees' if a else 'differs'})"
+                     for b, m, a in zip(views.better, views.metric, views.agrees_with_silhouette)]
+    order = list(dict.fromkeys(views.sort_values("layer_index").layer))
+    return views.pivot(index="view", columns="layer", values="cell")[order].reindex(
+        [LABELS[m] for m in CLUSTER_VIEWS if m in set(views.metric)])
+
+
+def _better(r) -> str:
+    """"BN", "no BN", "no difference" (Holm p >= ALPHA) or "no verdict" (too few seeds), direction-aware."""
+    if not r.testable:
+        return "no verdict"
+    if not r.p_holm < ALPHA:
+        return "no difference"
+    bn_higher = r.diff > 0
+    return "BN" if bn_higher != (r.metric in stats.LOWER_IS_BETTER) else "no BN"
+
+
+def claim3(cmp: pd.DataFrame) -> str:
+    """Claim 3 from every clustering view present: per view, does BN cluster better in more layers than not?"""
+    views = view_table(cmp)
+    if views.empty or (views.better == "no verdict").all():
+        return "3. *BN representations cluster better*: **no verdict** (fewer than 2 usable seeds a side)."
+    per_view = []
+    for metric, g in views.groupby("metric", sort=False):
+        bn, no = (g.better == "BN").sum(), (g.better == "no BN").sum()
+        lean = "BN" if bn > no else "no BN" if no > bn else "neither"
+        per_view.append((LABELS[metric], lean, g[g.better == "BN"].layer.tolist(), g[g.better == "no BN"].layer.tolist()))
+    favour = [v for v, lean, *_ in per_view if lean == "BN"]
+    against = [v for v, lean, *_ in per_view if lean == "no BN"]
+    if favour and not against and len(favour) > len(per_view) / 2:
+        verdict = "**supported**"
+    elif favour and len(favour) > len(against):
+        verdict = "**mostly supported, not in every view**"
+    elif favour or against:
+        verdict = "**mixed**" if favour else "**not supported**"
+    else:
+        verdict = "**not supported** (no view differs after Holm's correction)"
+    layers = "; ".join(f"{v}: BN better in {hi or 'no layer'}, no BN better in {lo or 'no layer'}"
+                       for v, _, hi, lo in per_view)
+    fc = views[views.layer == views.layer.iloc[views.layer_index.argmax()]]
+    last = f" In the last hidden layer ({fc.layer.iloc[0]}), {(fc.better == 'BN').sum()} of {len(fc)} views favour BN."
+    return (f"3. *BN representations cluster better*: {verdict}. {len(favour)} of {len(per_view)} views favour BN "
+            f"over more layers than not ({', '.join(favour) or 'none'}), {len(against)} favour no BN "
+            f"({', '.join(against) or 'none'}); Holm-corrected over each view's layers. {layers}.{last}")
 
 
 def _layers(cmp, metric, sign=None, significant=True) -> list[str]:
@@ -79,12 +170,17 @@ def _layers(cmp, metric, sign=None, significant=True) -> list[str]:
     return sub[hit & (np.sign(sub["diff"]) == sign)].layer.tolist()
 
 
-def verdicts(df: pd.DataFrame, cmp: pd.DataFrame) -> str:
-    """One verdict per claim of the paper, every clause derived from the numbers."""
+def verdicts(df: pd.DataFrame, cmp: pd.DataFrame, claims=(1, 2, 3)) -> str:
+    """One verdict per claim of the paper, every clause derived from the numbers.
+
+    The README (`python -m bnlib.report`) and the notebooks print these same sentences.
+    """
     out = []
     # (1) BN's effect on sparsity is small
     cs = cmp[(cmp.metric == "channel_sparsity") & cmp.testable]
-    if cs.empty:
+    if 1 not in claims:
+        pass
+    elif cs.empty:
         out.append("1. *BN's effect on sparsity is small*: **no verdict** (fewer than 2 usable seeds a side).")
     else:
         sig = cs[cs.p_holm < ALPHA]
@@ -99,9 +195,11 @@ def verdicts(df: pd.DataFrame, cmp: pd.DataFrame) -> str:
                    f"|difference| in a conv layer {conv['diff'].abs().max():.3f}; {detail}. Element sparsity "
                    f"differs (Holm) in {_layers(cmp, 'element_sparsity', -1) + _layers(cmp, 'element_sparsity', 1) or 'no layer'}.")
     # (2) that effect does not explain generalisation
-    per_model = stats.sparsity_vs_generalisation(df)
+    per_model = stats.sparsity_vs_generalisation(df) if 2 in claims else pd.DataFrame()
     counts = per_model.groupby("norm").size() if len(per_model) else pd.Series(dtype=int)
-    if len(counts) < 2 or counts.min() < 3:
+    if 2 not in claims:
+        pass
+    elif len(counts) < 2 or counts.min() < 3:
         out.append("2. *The sparsity effect does not explain generalisation*: **no verdict** (fewer than 3 usable "
                    "runs per variant for a within-variant correlation).")
     else:
@@ -114,21 +212,9 @@ def verdicts(df: pd.DataFrame, cmp: pd.DataFrame) -> str:
                    + "; ".join(f"{'BN' if n == 'batch' else 'no BN'}: r = {r:.2f}, p = {_p(p)}" for n, (r, p) in within.items())
                    + f"). Across all {len(per_model)} models r = {r_all:.2f} (p = {_p(p_all)}), which mixes in the BN "
                    f"effect itself. With {int(counts.min())} seeds a variant this is weak evidence either way.")
-    # (3) BN representations cluster more advantageously
-    parts = []
-    for metric in ("silhouette", "silhouette_pooled"):
-        if (cmp.metric == metric).any():
-            hi, lo = _layers(cmp, metric, 1), _layers(cmp, metric, -1)
-            parts.append(f"{LABELS[metric]}: BN higher in {hi or 'no layer'}, lower in {lo or 'no layer'}")
-    sil = cmp[(cmp.metric == "silhouette") & cmp.testable]
-    if sil.empty:
-        out.append("3. *BN representations cluster better*: **no verdict** (fewer than 2 usable seeds a side).")
-    else:
-        hi, lo = _layers(cmp, "silhouette", 1), _layers(cmp, "silhouette", -1)
-        verdict = ("**supported**" if hi and not lo else "**supported in the later layers, reversed in "
-                   f"{', '.join(lo)}**" if hi and lo else "**not supported**")
-        out.append(f"3. *BN representations cluster better*: {verdict} (Holm-corrected over layers). "
-                   + "; ".join(parts) + ".")
+    # (3) BN representations cluster more advantageously: every clustering view present
+    if 3 in claims:
+        out.append(claim3(cmp))
     return "\n".join(out)
 
 
@@ -151,8 +237,8 @@ def ingredient(shared_by: set[str]) -> str:
     return "unclear"
 
 
-def ablation(profile: str) -> str:
-    folder = FIGURES_DIR / profile
+def ablation(profile: str, figures_dir=FIGURES_DIR) -> str:
+    folder = Path(figures_dir) / profile
     shared = pd.read_csv(folder / "ablation_shared.csv", keep_default_na=False)
     lines = ["| effect of BN over no BN | layer | BN − no BN | p (Holm) | also shown by | the ingredient it needs |",
              "|---|---|---|---|---|---|"]

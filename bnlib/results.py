@@ -25,6 +25,8 @@ from .cache import Artifact
 from .io import console_line
 from .data import DATASET_TITLES, ImageData, load_dataset, stratified_indices
 from .hooks import iter_representations
+from . import metrics as M
+from .hooks import capture_layer
 from .metrics import channel_sparsity, dead_channels, element_sparsity, silhouette_score, spatial_mean_pool
 from .params import ExperimentParams
 from .paths import resolve_cache_dir
@@ -181,6 +183,157 @@ def history_table(models: list[TrainedModel], timings: bool = False) -> pd.DataF
     rows = [{"dataset": m.config.dataset, "arch": m.config.arch, "norm": m.config.norm, "seed": m.config.seed,
              "status": m.status, **{k: v for k, v in h.items() if keep(k)}} for m in models for h in m.history]
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------ more views of clustering (#14)
+# Per layer, every view computed by `clustering_views`; "probe_features" records the width the probe saw.
+VIEW_METRICS = ("silhouette", "knn_accuracy", "linear_probe", "davies_bouldin", "calinski_harabasz",
+                "within_between_ratio", "code_neighbour_agreement", "code_purity", "distinct_codes")
+VIEWS_FORMAT = 1
+
+
+def probe_set(params: ExperimentParams) -> ImageData:
+    """Held-out test images whose representations score the linear probe: a fixed stratified draw."""
+    test = load_dataset(params.dataset, "test", params.data_dir)
+    return test.subset(stratified_indices(test.labels, params.probe_test_samples, params.represent_seed))
+
+
+def _views_key(params: ExperimentParams) -> str:
+    keys = ("dataset", "n_represent", "represent_seed", "layers", "capture_dtype", "silhouette_metric", "knn_k",
+            "probe_C", "probe_test_samples", "probe_max_features")
+    spec = {k: getattr(params, k) for k in keys} | {"format": VIEWS_FORMAT}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def layer_views(acts: torch.Tensor, labels: torch.Tensor, test_acts: torch.Tensor, test_labels: torch.Tensor,
+                params: ExperimentParams, device) -> dict[str, float]:
+    """Every clustering view of one layer's representations: {metric: value}."""
+    out = {}
+    out["silhouette"], out["knn_accuracy"] = M.silhouette_and_knn(acts, labels, params.knn_k,
+                                                                  params.silhouette_metric, device=device)
+    wide = acts[0].numel() > params.probe_max_features
+    train_view, test_view = (spatial_mean_pool(acts), spatial_mean_pool(test_acts)) if wide else (acts, test_acts)
+    out["linear_probe"] = M.linear_probe_accuracy(train_view, labels, test_view, test_labels, C=params.probe_C)
+    out["probe_features"] = train_view[0].numel()
+    out["davies_bouldin"] = M.davies_bouldin(acts, labels)
+    out["calinski_harabasz"] = M.calinski_harabasz(acts, labels)
+    out["within_between_ratio"] = M.within_between_ratio(acts, labels, device=device)
+    out["code_neighbour_agreement"] = M.code_neighbour_agreement(acts, labels, device=device)
+    out["code_purity"] = M.code_purity(acts, labels)
+    out["distinct_codes"] = M.distinct_codes(acts)
+    return out
+
+
+def model_views(trained: TrainedModel, reps: ImageData, probe: ImageData, params: ExperimentParams) -> pd.DataFrame:
+    """The tidy view rows of one model (same columns as `measure_model`), cached next to its weights.
+
+    The linear probe sees the full flattened representation when it has at most
+    `probe_max_features` features, else the spatial-mean-pooled one; the row
+    "probe_features" says which. An excluded model has no rows.
+    """
+    artifact = _artifact(trained, params)
+    name = f"views-{_views_key(params)}.csv"
+    if artifact is not None:
+        cached = artifact.read_table(name, COLUMNS)
+        if cached is not None:
+            return cached
+    cfg, rows = trained.config, []
+    device = resolve_device(params.device)
+    dtype = torch.float16 if params.capture_dtype == "float16" else torch.float32
+    if not trained.excluded:
+        for index, layer in enumerate(params.hidden_layers(), start=1):
+            t0 = time.perf_counter()
+            acts, test_acts = (capture_layer(trained.model, d.images, d.normalise, layer, device=device,
+                                             batch_size=params.capture_batch, dtype=dtype) for d in (reps, probe))
+            if not (bool(torch.isfinite(acts).all()) and bool(torch.isfinite(test_acts).all())):
+                _exclude(trained, artifact, f"non-finite activations in {layer}")
+                rows.clear()
+                break
+            views = layer_views(acts.float(), reps.labels, test_acts.float(), probe.labels, params, device)
+            rows += [(cfg.dataset, cfg.arch, cfg.norm, cfg.seed, layer, index, k, float(v)) for k, v in views.items()]
+            TIMINGS["views"] += time.perf_counter() - t0
+            del acts, test_acts
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    if artifact is not None:
+        artifact.write_table(name, df)
+    return df
+
+
+def clustering_views(params: ExperimentParams, models: list[TrainedModel]) -> pd.DataFrame:
+    """Every view of every usable model, plus each model's accuracy and exclusion rows, long-form."""
+    reps, probe = representation_set(params), probe_set(params)
+    frames = []
+    for i, trained in enumerate(models, start=1):
+        t0, before = time.perf_counter(), TIMINGS["views"]
+        frames.append(measure_model(trained, reps, params).query("layer == 'model'"))
+        frames.append(model_views(trained, reps, probe, params))
+        if TIMINGS["views"] > before:  # computed now, not read from the cache
+            console_line(f"  views [{i}/{len(models)}] {trained.name} ({time.perf_counter() - t0:.0f}s)")
+    return pd.concat(frames, ignore_index=True)
+
+
+def cka_table(params: ExperimentParams, models: list[TrainedModel], a: str = "batch", b: str = "none") -> pd.DataFrame:
+    """Linear CKA per layer between models: `a` vs `b` of the same seed, and seed vs seed within each variant.
+
+    Columns: layer_index, layer, pair ("a vs b", "a vs a", "b vs b"), seed_1, seed_2, cka.
+    Cached as one CSV in the cache folder, keyed by the measuring parameters and
+    the models' weight checksums. Gram matrices are N x N float32 (float64 sums).
+    """
+    from .io import atomic_write_text
+
+    usable_models = [m for m in models if not m.excluded and m.config.norm in (a, b)]
+    weights = sorted(_artifact(m, params).weights_sha256() if m.path is not None else m.name for m in usable_models)
+    spec = {"measure": _measure_key(params), "weights": weights, "a": a, "b": b}
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    path = resolve_cache_dir(params.cache_dir) / "cka" / f"cka-{key}.csv"
+    if path.is_file():
+        return pd.read_csv(path)
+    reps = representation_set(params)
+    device = resolve_device(params.device)
+    rows = []
+    for index, layer in enumerate(params.hidden_layers(), start=1):
+        t0 = time.perf_counter()
+        grams = {}
+        for m in usable_models:
+            acts = capture_layer(m.model, reps.images, reps.normalise, layer, device=device,
+                                 batch_size=params.capture_batch)
+            grams[(m.config.norm, m.config.seed)] = M.centered_gram(acts, dtype=torch.float32)
+            del acts
+        keys = sorted(grams)
+        for i, k1 in enumerate(keys):
+            for k2 in keys[i + 1:]:
+                same_seed, same_norm = k1[1] == k2[1], k1[0] == k2[0]
+                if same_norm or same_seed:
+                    pair = f"{k1[0]} vs {k2[0]}" if same_norm else f"{a} vs {b}"
+                    s1, s2 = (k1[1], k2[1])
+                    rows.append({"layer_index": index, "layer": layer, "pair": pair, "seed_1": s1, "seed_2": s2,
+                                 "cka": M.cka_from_grams(grams[k1], grams[k2])})
+        del grams
+        TIMINGS["cka"] += time.perf_counter() - t0
+        console_line(f"  CKA {layer} ({time.perf_counter() - t0:.0f}s)")
+    df = pd.DataFrame(rows, columns=["layer_index", "layer", "pair", "seed_1", "seed_2", "cka"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, df.to_csv(index=False))
+    return df
+
+
+def describe_cka(cka: pd.DataFrame, a: str = "batch", b: str = "none") -> str:
+    """Per layer: CKA of BN vs no BN (same seed) against the seed-to-seed baseline of each variant."""
+    if cka.empty:
+        return "No CKA to report: fewer than two usable models."
+    lines = ["Linear CKA, mean ± std over pairs. A layer BN really changes sits far below both baselines:"]
+    for (index, layer), g in cka.groupby(["layer_index", "layer"], sort=True):
+        parts = []
+        for pair in (f"{a} vs {b}", f"{a} vs {a}", f"{b} vs {b}"):
+            v = g[g.pair == pair].cka
+            parts.append(f"{pair} {v.mean():.3f} ± {v.std():.3f}" if len(v) > 1 else
+                         f"{pair} {v.mean():.3f}" if len(v) else f"{pair} n/a")
+        across = g[g.pair == f"{a} vs {b}"].cka
+        baseline = g[g.pair != f"{a} vs {b}"].cka
+        gap = baseline.min() - across.max() if len(across) and len(baseline) else float("nan")
+        flag = "  <- below every seed-to-seed pair" if gap > 0 else ""
+        lines.append(f"  {layer:>6}: " + "; ".join(parts) + flag)
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------ UMAP

@@ -19,7 +19,7 @@
 profile = "quick"  # a params/<profile>.yaml; override any of its keys below or with papermill
 
 # %%
-from bnlib import params, plots, results, stats
+from bnlib import params, plots, report, results, stats
 
 P = params.from_notebook(globals())
 models = results.train_all(P)
@@ -48,3 +48,9 @@ comparison.round(4)
 per_model = stats.sparsity_vs_generalisation(df)
 print(stats.describe_sparsity_vs_generalisation(per_model))
 per_model.round(4)
+
+# %% [markdown]
+# The verdicts on claims (1) and (2), with Holm's correction over layers: the same sentences as the README's.
+
+# %%
+print(report.verdicts(df, report.comparisons(df), claims=(1, 2)))

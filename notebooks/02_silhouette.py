@@ -16,7 +16,7 @@
 profile = "quick"  # a params/<profile>.yaml; override any of its keys below or with papermill
 
 # %%
-from bnlib import params, plots, results, stats
+from bnlib import params, plots, report, results, stats
 
 P = params.from_notebook(globals())
 models = results.train_all(P)
@@ -37,3 +37,9 @@ for metric in metrics:
     comparison = stats.compare_norms(df, metric)
     print(stats.describe_comparison(comparison, plots.METRIC_LABELS[metric]), end="\n\n")
 stats.compare_norms(df, "silhouette").round(4)
+
+# %% [markdown]
+# The verdict on claim (3) from the silhouette views here, Holm-corrected over layers (notebook 04 adds more views):
+
+# %%
+print(report.verdicts(df, report.comparisons(df), claims=(3,)))

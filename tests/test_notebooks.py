@@ -14,7 +14,9 @@ EXPECTED = {"training": ["dataset", "arch", "norm", "seed", "status", "epoch", "
             "accuracy": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],
             "sparsity": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],
             "silhouette": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],
-            "umap": ["dataset", "arch", "norm", "seed", "layer", "sample", "label", "class", "umap_x", "umap_y"]}
+            "umap": ["dataset", "arch", "norm", "seed", "layer", "sample", "label", "class", "umap_x", "umap_y"],
+            "views": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],
+            "cka": ["layer_index", "layer", "pair", "seed_1", "seed_2", "cka"]}
 
 
 def test_paired_notebooks_hold_exactly_their_source_cells(smoke_run):
@@ -42,7 +44,7 @@ def test_every_notebook_writes_its_figures_and_csvs(smoke_run):
     smoke_run = smoke_run[0]
     for name in runner.NOTEBOOKS:
         assert (smoke_run / f"{name}.ipynb").is_file()
-    for fig in ("training", "sparsity", "silhouette", "umap", "ablation"):
+    for fig in ("training", "sparsity", "silhouette", "umap", "views", "ablation"):
         for ext in ("png", "svg", "csv"):
             assert (smoke_run / f"{fig}.{ext}").stat().st_size > 0, f"{fig}.{ext}"
     for name, columns in EXPECTED.items():
@@ -63,6 +65,18 @@ def test_csv_layers_seeds_and_ranges(smoke_run):
     assert acc[acc.metric == "test_accuracy"].value.between(0.1, 1).all()
     umap = pd.read_csv(smoke_run / "umap.csv")
     assert set(umap.layer) == {"conv1", "fc1"} and len(umap) == 2 * 2 * 100
+    views = pd.read_csv(smoke_run / "views.csv")
+    layer_views = views[views.layer != "model"]
+    assert set(layer_views.metric) >= {"silhouette", "knn_accuracy", "linear_probe", "davies_bouldin",
+                                       "calinski_harabasz", "within_between_ratio", "code_neighbour_agreement"}
+    for metric in ("knn_accuracy", "linear_probe", "code_neighbour_agreement", "code_purity"):
+        assert layer_views[layer_views.metric == metric].value.between(0, 1).all(), metric
+    # the views notebook's silhouette is the silhouette notebook's number, from one shared distance pass
+    key = ["norm", "seed", "layer"]
+    both = sil[sil.metric == "silhouette"].merge(layer_views[layer_views.metric == "silhouette"], on=key)
+    assert len(both) == 5 * 2 * 2 and (both.value_x - both.value_y).abs().max() < 1e-9
+    cka = pd.read_csv(smoke_run / "cka.csv")
+    assert set(cka.pair) == {"batch vs none", "batch vs batch", "none vs none"} and cka.cka.between(0, 1 + 1e-9).all()
 
 
 @pytest.mark.parametrize("override,key", [({"epochs": -1}, "epochs"), ({"epochz": 2}, "epochz")])

@@ -1,0 +1,62 @@
+# %% [markdown]
+# # 04 · What "clusters more advantageously" means: more views of clustering
+#
+# The paper's third claim rests on one number, the silhouette with classes as clusters. This
+# notebook asks whether other views agree, whether the clusters matter for classification, and
+# how strong 4 seeds are. Per hidden layer, for the same measured training samples:
+#
+# | view | what it asks | better |
+# |---|---|---|
+# | silhouette | are samples closer to their own class than to the nearest other class? | higher |
+# | kNN accuracy | do a sample's `knn_k` nearest other samples share its class (leave-one-out)? | higher |
+# | linear probe | can a logistic regression fitted on these representations classify held-out **test** images? | higher |
+# | Davies–Bouldin | class spread relative to the distance between class centres | lower |
+# | Calinski–Harabasz | between-class over within-class dispersion, scaled by degrees of freedom | higher |
+# | within/between scatter | tr(S_within) / tr(S_between), neural-collapse NC1 style | lower |
+# | nearest binary code | does the nearest other on/off ReLU pattern (Hamming) belong to the same class? | higher |
+# | code purity, distinct codes | how many patterns there are and how class-pure identical patterns are | descriptive |
+#
+# The last panel is linear CKA: per layer, how similar BN and no-BN representations of one seed
+# are, next to the seed-to-seed similarity within each variant (the baseline). A layer where
+# BN vs no BN sits far below the baseline is one that BN really changes.
+#
+# **Statistics.** Per view and layer: Welch's t over seeds, Hedges' g with a bootstrap 95%
+# interval, and Holm's correction over the layers of each view. The verdict is printed by the
+# same function that writes the README's (`bnlib.report`).
+
+# %% tags=["parameters"]
+profile = "quick"  # a params/<profile>.yaml; override any of its keys below or with papermill
+
+# %%
+from bnlib import params, plots, report, results, stats
+
+P = params.from_notebook(globals())
+models = results.train_all(P)
+views = results.clustering_views(P, models)
+cka = results.cka_table(P, models)
+print(results.describe_exclusions(models))  # left out of every statistic below
+
+# %%
+fig = plots.views_figure(views, cka, title=f"Views of clustering per layer · {P.arch} on {results.dataset_title(P)}")
+plots.save_figure(fig, views, P.figures_dir(), "views")
+plots.save_table(cka, P.figures_dir(), "cka")
+
+# %% [markdown]
+# ## What the numbers say
+# Per view and layer, BN minus no BN. `hedges_g` is the standardised difference; its interval
+# comes from resampling the seeds. `p_holm` is corrected over the layers of one view.
+
+# %%
+comparison = report.comparisons(views)
+print(report.verdicts(views, comparison, claims=(3,)))
+print(stats.describe_power(int(comparison.n_batch.min()), int(comparison.n_none.min()), comparison.layer.nunique()))
+comparison[["metric", "layer", "mean_batch", "mean_none", "diff", "hedges_g", "g_low", "g_high", "p", "p_holm"]].round(4)
+
+# %% [markdown]
+# Do the clusters matter for classification, and does BN change the representation itself?
+# Which layers each view calls for BN, for no BN or for neither, and whether that agrees with
+# the silhouette's answer for the same layer:
+
+# %%
+print(results.describe_cka(cka))
+report.agreement_grid(comparison)
