@@ -37,11 +37,12 @@ from .params import CHECKOUT_ENV, PLACEMENT_KEYS, ExperimentParams, resolve
 from .paths import REPO_ROOT, resolve_cache_dir
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
-NOTEBOOKS = ("00_models", "01_sparsity", "02_silhouette", "03_umap", "05_norm_ablation")
+NOTEBOOKS = ("00_models", "01_sparsity", "02_silhouette", "03_umap", "04_clustering_views", "05_norm_ablation")
 DEFAULT_PROFILE = "quick"
 KERNEL = "python3"
-# ipykernel warns on every start that loopback TCP is unencrypted: nothing a user can act on.
-KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
+# ipykernel warns on every start that loopback TCP is unencrypted: nothing a user can act on. Its fd capture
+# would copy the progress lines meant for the terminal into the notebook's outputs: off.
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR", "--IPKernelApp.capture_fd_output=False"]
 
 
 class NotebookFailed(RuntimeError):
@@ -211,6 +212,9 @@ def main(argv=None) -> int:
     ap.add_argument("--notebook", action="append", choices=NOTEBOOKS, help="run only these (repeatable)")
     ap.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                     help="override one key; VALUE is read as YAML (e.g. -p epochs=3 -p seeds=[0,1])")
+    ap.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                    help="train and measure the missing models as Ray tasks first: no ADDRESS starts Ray locally; "
+                         "'auto' or ray://host:10001 joins a cluster (needs: pip install -e '.[ray]')")
     args = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -218,6 +222,10 @@ def main(argv=None) -> int:
         params = resolve(args.profile, **overrides)
         names = args.notebook or params.notebook_list()
         t0 = time.perf_counter()
+        if args.ray:
+            from .distributed import run_grid
+
+            run_grid(params, None if args.ray == "local" else args.ray)
         written = [run_notebook(name, args.profile, overrides) for name in names]
     except (ConfigError, NotebookFailed) as exc:
         print(f"error: {exc}", file=sys.stderr)
