@@ -7,26 +7,37 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PROFILE ?= quick
+# RAY=local starts Ray on this machine; RAY=auto or RAY=ray://host:10001 joins a running cluster.
+RAY ?=
+RAY_FLAG := $(if $(RAY),--ray $(filter-out local,$(RAY)),)
 # Where the full datasets live; ../shared/data holds MNIST and the CIFAR-10 JPEG copy on the CI machines.
 BNLIB_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 export BNLIB_DATA_DIR
 export NUMBA_CACHE_DIR ?= $(HOME)/.cache/bnlib/numba
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env figures paper ablation cifar10-cpu report test lab html sparsity silhouette umap models norm-ablation benchmarks clean-env
+.PHONY: env ray-env figures paper ablation cifar10-cpu report test lab html sparsity silhouette umap models norm-ablation benchmarks clean-env
 
 env: $(BIN)/.installed
 
 # requirements-lock.txt pins every package; torch/torchvision are a matching pair that imports on CPU.
-$(BIN)/.installed: requirements-lock.txt pyproject.toml
+$(BIN)/.installed: requirements-lock.txt pyproject.toml bnlib/lab_overrides.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-lock.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@# JupyterLab opens notebooks/*.py as notebooks (jupytext), without the news pop-up
+	install -D -m 644 bnlib/lab_overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $@
 
-figures: env
-	$(BIN)/python -m bnlib.runner --profile $(PROFILE)
+figures: env $(if $(RAY),ray-env)
+	$(BIN)/python -m bnlib.runner --profile $(PROFILE) $(RAY_FLAG)
+
+# The optional Ray extra, at the pins the scale-out tests ran with.
+ray-env: $(BIN)/.ray-installed
+$(BIN)/.ray-installed: requirements-ray-lock.txt | env
+	$(BIN)/python -m pip install --quiet -r requirements-ray-lock.txt
+	touch $@
 
 models: env
 	$(BIN)/python -m bnlib.runner --profile $(PROFILE) --notebook 00_models

@@ -1,50 +1,163 @@
-"""Render the executed notebooks to HTML with an index page: `python -m bnlib.appendix`.
+"""The paper's companion site, from the committed figures and executed notebooks: `python -m bnlib.appendix`.
 
-Writes `html/index.html` plus one page per executed notebook: the default
-profile's from `notebooks/`, every other profile's from `figures/<profile>/`.
+Writes `html/` (or the folder given): a landing page with the paper, the
+results and verdicts of each profile (printed by `bnlib.report` from the
+committed CSVs, the same sentences as the README) and every figure, each
+linking to its notebook page and its CSV; then one page per executed notebook,
+with navigation between them. Parameter cells are hidden. Built with
+nbconvert's own template, offline: no download, no node, no theme fetch.
 """
 
 from __future__ import annotations
 
 import html
+import re
+import shutil
 import sys
 from pathlib import Path
 
 from .io import atomic_write_text
 from .paths import FIGURES_DIR, REPO_ROOT
-from .runner import NOTEBOOK_DIR, NOTEBOOKS
+from .runner import NOTEBOOKS
 
 OUT = REPO_ROOT / "html"
+PAPER = {
+    "title": "Impact of Batch Normalization on Convolutional Network Representations",
+    "authors": "Hermanus L. Potgieter, Coenraad Mouton, Marelie H. Davel",
+    "year": "2025",
+    "arxiv": "https://arxiv.org/abs/2501.14441",
+    # Our summary of the paper's abstract; the abstract itself is at the arXiv link.
+    "summary": ("BatchNorm speeds up training and improves accuracy, but why is debated. The paper looks at what "
+                "BatchNorm does to the hidden representations of convolutional image classifiers: how sparse the "
+                "post-ReLU activation vectors are, and how they cluster by class. Comparing models trained with and "
+                "without BatchNorm, it reports that BatchNorm's effect on sparsity is not what drives "
+                "generalisation, and that BatchNorm representations cluster more advantageously."),
+}
+# Profiles in reading order; any other folder of figures follows.
+PROFILE_ORDER = ("quick", "mnist", "cifar10-cpu", "cifar10-jpeg", "ablation")
+FIGURE_OF = {"00_models": "training", "01_sparsity": "sparsity", "02_silhouette": "silhouette", "03_umap": "umap",
+             "04_clustering_views": "views", "05_norm_ablation": "ablation"}
+STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1100px;margin:0 auto;padding:0 1.5rem 4rem;
+ color:#1d1d1f;line-height:1.5}
+nav.bn{position:sticky;top:0;background:#fff;border-bottom:1px solid #ddd;padding:.5rem 0;z-index:10;font-size:.95rem}
+nav.bn a{margin-right:1rem;text-decoration:none;color:#0b57d0}
+h1{font-size:1.7rem;margin-top:1.5rem}h2{border-bottom:1px solid #eee;padding-bottom:.2rem;margin-top:2.5rem}
+table{border-collapse:collapse;font-size:.85rem;margin:1rem 0}td,th{border:1px solid #ddd;padding:.25rem .5rem}
+th{background:#f6f8fa}.fig{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));gap:1.2rem}
+.fig figure{margin:0;border:1px solid #eee;padding:.5rem}.fig img{width:100%}.fig figcaption{font-size:.85rem}
+.paper{background:#f6f8fa;padding:1rem 1.2rem;border-left:4px solid #0b57d0}
+"""
 
 
-def executed_notebooks() -> dict[str, list[Path]]:
-    found = {"quick (default)": [NOTEBOOK_DIR / f"{n}.ipynb" for n in NOTEBOOKS if (NOTEBOOK_DIR / f"{n}.ipynb").is_file()]}
-    for folder in sorted(p for p in FIGURES_DIR.iterdir() if p.is_dir()) if FIGURES_DIR.is_dir() else []:
-        pages = [folder / f"{n}.ipynb" for n in NOTEBOOKS if (folder / f"{n}.ipynb").is_file()]
-        if pages:
-            found[folder.name] = pages
-    return found
+def profiles() -> list[str]:
+    """Every figures/<profile>/ folder that holds executed notebooks, in reading order."""
+    found = {p.name for p in FIGURES_DIR.iterdir() if p.is_dir() and any(p.glob("*.ipynb"))} if FIGURES_DIR.is_dir() else set()
+    return [p for p in PROFILE_ORDER if p in found] + sorted(found - set(PROFILE_ORDER))
 
 
-def main() -> int:
+def pages_of(profile: str, figures_dir: Path = FIGURES_DIR) -> list[Path]:
+    folder = figures_dir / profile
+    return [folder / f"{n}.ipynb" for n in NOTEBOOKS if (folder / f"{n}.ipynb").is_file()]
+
+
+def _nav(profile_pages: dict[str, list[Path]], here: tuple[str, Path] | None, depth: int) -> str:
+    up = "../" * depth
+    links = [f'<a href="{up}index.html">bnrep appendix</a>']
+    if here is not None:
+        profile, page = here
+        pages = profile_pages[profile]
+        i = pages.index(page)
+        links.append(f"<strong>{html.escape(profile)}</strong>")
+        if i > 0:
+            links.append(f'<a href="{pages[i - 1].stem}.html">← {html.escape(pages[i - 1].stem)}</a>')
+        if i + 1 < len(pages):
+            links.append(f'<a href="{pages[i + 1].stem}.html">{html.escape(pages[i + 1].stem)} →</a>')
+    return f'<nav class="bn">{" ".join(links)}</nav>'
+
+
+def render_notebook(path: Path, nav: str) -> str:
+    """One executed notebook as a page: parameter cells removed, the navigation bar on top."""
     import nbformat
     from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
 
-    exporter = HTMLExporter()
-    sections = []
-    for profile, pages in executed_notebooks().items():
-        items = []
+    nb = nbformat.read(path, as_version=4)
+    exporter = HTMLExporter(template_name="lab")
+    exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={"parameters"}, enabled=True), enabled=True)
+    body, _ = exporter.from_notebook_node(nb)
+    body = body.replace("</head>", f"<style>{STYLE}</style></head>", 1)
+    return re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + nav, body, count=1)
+
+
+def _markdown(text: str) -> str:
+    import mistune
+
+    return mistune.create_markdown(plugins=["table"])(text)
+
+
+def profile_section(profile: str, figures_dir: Path, out: Path) -> str:
+    """Results, verdicts and figures of one profile, for the landing page."""
+    from . import report
+
+    folder = figures_dir / profile
+    parts = [f'<h2 id="{html.escape(profile)}">Profile <code>{html.escape(profile)}</code></h2>']
+    try:
+        if (folder / "ablation_shared.csv").is_file():
+            parts.append(_markdown(report.ablation(profile, figures_dir)))
+        else:
+            df = report.load(profile, figures_dir)
+            cmp = report.comparisons(df)
+            parts.append(_markdown(report.accuracy_table(df) + "\n\n" + report.verdicts(df, cmp)))
+            parts.append(f"<details><summary>Every per-layer comparison (Welch, Hedges' g, Holm)</summary>"
+                         f"{_markdown(report.comparison_table(cmp))}</details>")
+    except SystemExit as exc:  # a profile with notebooks but no result CSVs yet
+        parts.append(f"<p>{html.escape(str(exc))}</p>")
+    figures = []
+    for page in pages_of(profile, figures_dir):
+        name = FIGURE_OF.get(page.stem)
+        png = folder / f"{name}.png"
+        if not png.is_file():
+            continue
+        for ext in ("png", "csv"):
+            if (folder / f"{name}.{ext}").is_file():
+                shutil.copyfile(folder / f"{name}.{ext}", out / profile / f"{name}.{ext}")
+        figures.append(f'<figure><a href="{profile}/{page.stem}.html"><img src="{profile}/{name}.png" alt="{name}"></a>'
+                       f'<figcaption><a href="{profile}/{page.stem}.html">{html.escape(page.stem)}</a> · '
+                       f'<a href="{profile}/{name}.csv">{name}.csv</a></figcaption></figure>')
+    parts.append(f'<div class="fig">{"".join(figures)}</div>')
+    return "\n".join(parts)
+
+
+def build(out: Path = OUT, figures_dir: Path = FIGURES_DIR, only: list[str] | None = None) -> Path:
+    """Write the site into `out`; returns the landing page."""
+    chosen = only or profiles()
+    profile_pages = {p: pages_of(p, figures_dir) for p in chosen}
+    for profile, pages in profile_pages.items():
+        (out / profile).mkdir(parents=True, exist_ok=True)
         for page in pages:
-            body, _ = exporter.from_notebook_node(nbformat.read(page, as_version=4))
-            name = f"{profile.split()[0]}-{page.stem}.html"
-            atomic_write_text(OUT / name, body)
-            items.append(f'<li><a href="{name}">{html.escape(page.stem)}</a></li>')
-        sections.append(f"<h2>Profile: {html.escape(profile)}</h2><ul>{''.join(items)}</ul>")
-    index = ("<!doctype html><meta charset='utf-8'><title>bnrep appendix</title>"
-             "<h1>bnrep: executed notebooks</h1><p>Impact of Batch Normalization on Convolutional Network "
-             "Representations (Potgieter, Mouton, Davel, 2025), reproduced.</p>" + "".join(sections))
-    atomic_write_text(OUT / "index.html", index)
-    print(f"wrote {OUT / 'index.html'} ({sum(len(p) for p in executed_notebooks().values())} notebooks)")
+            atomic_write_text(out / profile / f"{page.stem}.html", render_notebook(page, _nav(profile_pages, (profile, page), 1)))
+    toc = " · ".join(f'<a href="#{p}">{html.escape(p)}</a>' for p in chosen)
+    sections = "\n".join(profile_section(p, figures_dir, out) for p in chosen)
+    index = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>bnrep: {html.escape(PAPER['title'])}"
+             f"</title><style>{STYLE}</style></head><body>{_nav(profile_pages, None, 0)}"
+             f"<h1>{html.escape(PAPER['title'])}</h1><div class='paper'><p><strong>{html.escape(PAPER['authors'])}"
+             f"</strong> ({PAPER['year']}), <a href='{PAPER['arxiv']}'>arXiv:2501.14441</a></p>"
+             f"<p>{html.escape(PAPER['summary'])}</p></div>"
+             f"<p>This appendix re-runs the paper's experiments with <code>bnrep</code>. Each profile below gives "
+             f"accuracy, the verdict on each of the paper's three claims (computed from the committed CSVs by "
+             f"<code>bnlib.report</code>) and its figures; a figure opens its executed notebook.</p>"
+             f"<p>Profiles: {toc}</p>{sections}</body></html>")
+    atomic_write_text(out / "index.html", index)
+    return out / "index.html"
+
+
+def main(argv=None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    out = Path(args[0]) if args else OUT
+    index = build(out)
+    n = sum(1 for _ in out.rglob("*.html")) - 1
+    print(f"wrote {index} and {n} notebook pages; open it in a browser")
     return 0
 
 

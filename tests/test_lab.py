@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -112,6 +113,9 @@ def test_a_kernel_started_by_the_server_runs_a_notebook_top_to_bottom(server, tm
     assert (tmp_path / "silhouette.png").is_file()
 
 
+REPO_VENV_SETTINGS = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+
+
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
 def test_lab_screenshot(server, tmp_path):
     base, _, _ = server
@@ -120,6 +124,14 @@ def test_lab_screenshot(server, tmp_path):
                     "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'u'}",
                     "--window-size=1400,900", "--virtual-time-budget=15000", f"--screenshot={shot}",
                     f"{base}/lab/tree/01_sparsity.py?token={TOKEN}"], check=True, timeout=120, capture_output=True)
+    # The .py opens as a notebook (Makefile installs bnlib/lab_overrides.json): rendered markdown, code cells.
+    if REPO_VENV_SETTINGS.is_file():
+        dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                              f"--user-data-dir={tmp_path / 'u2'}", "--window-size=1400,900",
+                              "--virtual-time-budget=15000", "--dump-dom",
+                              f"{base}/lab/tree/01_sparsity.py?token={TOKEN}"],
+                             check=True, timeout=120, capture_output=True, text=True).stdout
+        assert "jp-Notebook" in dom and "Average channel sparsity, with and without BatchNorm" in dom
     assert shot.stat().st_size > 10_000
     if os.environ.get("BNLIB_KEEP_SCREENSHOT"):
         shutil.copy(shot, os.environ["BNLIB_KEEP_SCREENSHOT"])

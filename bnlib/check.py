@@ -1,0 +1,145 @@
+"""Re-run a profile from scratch and compare it with the committed numbers: `python -m bnlib.check PROFILE`.
+
+Trains every model again into an empty temporary cache, runs the profile's
+notebooks into a temporary folder (the committed figures, notebooks and the
+user's cache are not touched), then compares every number of every CSV with
+`figures/<profile>/`. Prints the largest drift per metric and whether any
+verdict of the README (`bnlib.report`) or any per-layer "which variant is
+higher" answer flips. Exits 1 when a verdict flips, 0 otherwise.
+
+    python -m bnlib.check quick            # re-run and compare
+    python -m bnlib.check quick --rerun-dir DIR   # compare a finished re-run in DIR, no training
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import report
+from .paths import FIGURES_DIR
+
+# Columns that identify a row; every other numeric column is a number to compare.
+KEYS = {"default": ["dataset", "arch", "norm", "seed", "layer", "metric"],
+        "training": ["dataset", "arch", "norm", "seed", "epoch"],
+        "umap": ["dataset", "arch", "norm", "seed", "layer", "sample"],
+        "cka": ["layer", "pair", "seed_1", "seed_2"]}
+SKIP = {"training_time"}  # wall-clock seconds: never reproducible
+
+
+def rerun(profile: str, out: Path, notebooks: list[str] | None = None) -> None:
+    """Every notebook of the profile into `out`, trained from an empty cache in `out/cache`."""
+    from .params import resolve
+    from .runner import run_notebook
+
+    overrides = {"cache_dir": str(out / "cache"), "output_dir": str(out / "figures")}
+    names = notebooks or resolve(profile, **overrides).notebook_list()
+    for name in names:
+        run_notebook(name, profile, overrides, output=out / "figures" / f"{name}.ipynb")
+
+
+def drift(committed: Path, fresh: Path) -> pd.DataFrame:
+    """One row per CSV and metric (or column): how many values, the largest and the mean |difference|."""
+    rows = []
+    for path in sorted(committed.glob("*.csv")):
+        name = path.stem
+        if name in SKIP or not (fresh / path.name).is_file():
+            continue
+        a, b = pd.read_csv(path), pd.read_csv(fresh / path.name)
+        keys = [k for k in KEYS.get(name, KEYS["default"]) if k in a.columns]
+        values = [c for c in a.columns if c not in keys and pd.api.types.is_numeric_dtype(a[c]) and c in b.columns
+                  and c not in ("layer_index", "label", "class")]
+        merged = a.merge(b, on=keys, how="outer", suffixes=("_committed", "_fresh"), indicator=True)
+        unmatched = int((merged["_merge"] != "both").sum())
+        merged = merged[merged["_merge"] == "both"]
+        groups = merged.groupby("metric") if "metric" in keys else [(None, merged)]
+        for metric, g in groups:
+            for col in values:
+                d = (g[f"{col}_committed"] - g[f"{col}_fresh"]).abs()
+                rows.append({"csv": name, "metric": metric if metric is not None else col, "values": len(d),
+                             "max_abs_drift": float(d.max()) if len(d) else np.nan,
+                             "mean_abs_drift": float(d.mean()) if len(d) else np.nan,
+                             "unmatched_rows": unmatched})
+    return pd.DataFrame(rows)
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    cells = [[f"{v:.2g}" if isinstance(v, float) else str(v) for v in row] for row in df.itertuples(index=False)]
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
+
+
+def _verdict_words(text: str) -> list[str]:
+    """The bold verdict of each claim, e.g. ['supported', 'consistent', 'mixed']."""
+    return re.findall(r"^\d\. \*[^*]+\*: \*\*([^*]+)\*\*", text, flags=re.M)
+
+
+def flips(profile: str, committed: Path, fresh: Path) -> tuple[list[str], list[str]]:
+    """(claim verdicts that differ, per-layer answers that differ) between the two folders."""
+    if (committed / "ablation_shared.csv").is_file():
+        a, b = (pd.read_csv(d / "ablation_shared.csv", keep_default_na=False) for d in (committed, fresh))
+        key = ["metric", "layer"]
+        merged = a[key + ["shared_by"]].merge(b[key + ["shared_by"]], on=key, how="outer")
+        changed = merged[merged.shared_by_x != merged.shared_by_y]
+        return ([f"ablation {r.metric} {r.layer}: shared by {r.shared_by_x} -> {r.shared_by_y}"
+                 for r in changed.itertuples()], [])
+    texts, answers = [], []
+    for folder in (committed, fresh):
+        df = report.load(profile, folder.parent)  # both folders are named after the profile
+        cmp = report.comparisons(df)
+        texts.append(report.verdicts(df, cmp))
+        answers.append({(r.metric, r.layer): report._better(r) for r in cmp.itertuples()})
+    claims = [f"claim {i + 1}: {x} -> {y}" for i, (x, y) in enumerate(zip(*map(_verdict_words, texts))) if x != y]
+    layers = [f"{m} {layer}: {answers[0][(m, layer)]} -> {answers[1].get((m, layer), 'missing')}"
+              for (m, layer) in answers[0] if answers[0][(m, layer)] != answers[1].get((m, layer))]
+    return claims, layers
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("profile")
+    ap.add_argument("--rerun-dir", type=Path, help="compare this finished re-run folder instead of re-running")
+    ap.add_argument("--keep", action="store_true", help="keep the re-run folder (printed) for inspection")
+    args = ap.parse_args(argv)
+    committed = FIGURES_DIR / args.profile
+    if not any(committed.glob("*.csv")):
+        raise SystemExit(f"no committed CSVs in {committed}: nothing to check against")
+    t0 = time.perf_counter()
+    tmp = None
+    if args.rerun_dir is None:
+        tmp = Path(tempfile.mkdtemp(prefix=f"bnlib-check-{args.profile}-"))
+        print(f"re-running profile {args.profile} from an empty cache in {tmp}", file=sys.stderr)
+        rerun(args.profile, tmp)
+        fresh = tmp / "figures"
+    else:
+        fresh = args.rerun_dir
+    # report.load reads <dir>/<profile>: give the fresh folder that shape
+    shaped = fresh.parent / "_check" / args.profile
+    if fresh.name != args.profile:
+        shaped.parent.mkdir(parents=True, exist_ok=True)
+        if not shaped.exists():
+            shaped.symlink_to(fresh.resolve(), target_is_directory=True)
+        fresh = shaped
+    table = drift(committed, fresh)
+    print(f"## Drift of a re-run of `{args.profile}` against the committed CSVs\n")
+    print(markdown_table(table) if len(table) else "no CSV in common")
+    claims, layers = flips(args.profile, committed, fresh)
+    print(f"\nVerdicts that flip: {'; '.join(claims) if claims else 'none'}.")
+    print(f"Per-layer answers (which variant is higher, Holm-corrected) that flip: {'; '.join(layers) if layers else 'none'}.")
+    print(f"(checked in {time.perf_counter() - t0:.0f}s{'; re-run kept in ' + str(tmp) if tmp and args.keep else ''})")
+    if tmp is not None and not args.keep:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if claims else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
