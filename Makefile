@@ -16,7 +16,7 @@ export BNLIB_DATA_DIR
 export NUMBA_CACHE_DIR ?= $(HOME)/.cache/bnlib/numba
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env ray-env figures paper ablation cifar10-cpu report test lab html sparsity silhouette umap models norm-ablation benchmarks clean-env
+.PHONY: env ray-env figures paper ablation cifar10-cpu report check test lab html sparsity silhouette umap views models norm-ablation benchmarks clean-env
 
 env: $(BIN)/.installed
 
@@ -47,6 +47,8 @@ silhouette: env
 	$(BIN)/python -m bnlib.runner --profile $(PROFILE) --notebook 02_silhouette
 umap: env
 	$(BIN)/python -m bnlib.runner --profile $(PROFILE) --notebook 03_umap
+views: env
+	$(BIN)/python -m bnlib.runner --profile $(PROFILE) --notebook 04_clustering_views
 norm-ablation: env
 	$(BIN)/python -m bnlib.runner --profile ablation --notebook 05_norm_ablation
 
@@ -66,6 +68,11 @@ cifar10-cpu: env
 report: env
 	$(BIN)/python -m bnlib.report $(PROFILE)
 
+# Re-run PROFILE from an empty cache into a temporary folder; report the drift against the committed
+# CSVs and exit 1 if a README verdict flips.
+check: env
+	$(BIN)/python -m bnlib.check $(PROFILE)
+
 test: env
 	$(BIN)/python -m pytest -q
 
@@ -80,6 +87,7 @@ benchmarks: env
 	$(BIN)/python benchmarks/capture_memory.py
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/vgg_cpu_throughput.py
+	$(BIN)/python benchmarks/views_cost.py --profile quick
 
 clean-env:
 	rm -rf $(VENV)

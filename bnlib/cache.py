@@ -77,7 +77,7 @@ def model_for(config: TrainConfig, num_classes: int = 10) -> torch.nn.Module:
 
 def config_key(config: TrainConfig) -> str:
     """Hash of the full validated config, the cache format and the architecture's definition."""
-    spec = {"config": config.model_dump(mode="json"), "format": CACHE_FORMAT, "model": repr(model_for(config))}
+    spec = {"config": config.identity(), "format": CACHE_FORMAT, "model": repr(model_for(config))}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -117,7 +117,7 @@ class Artifact:
             return None
         try:
             meta = json.loads(self.meta_path.read_text())
-            if meta["config"] != self.config.model_dump(mode="json"):
+            if meta["config"] != self.config.identity():
                 raise ValueError("the config in meta.json differs from the one asked for")
             return meta
         except Exception as exc:
@@ -145,7 +145,7 @@ class Artifact:
         state = {k: v.contiguous() for k, v in result.model.state_dict().items()}
         with atomic_path(self.weights_path) as tmp:
             save_file(state, str(tmp))
-        meta = {"config": self.config.model_dump(mode="json"), "status": result.status, "reason": result.reason,
+        meta = {"config": self.config.identity(), "status": result.status, "reason": result.reason,
                 "diverged_epoch": result.diverged_epoch, "history": result.history,
                 "train_accuracy": result.train_accuracy, "test_accuracy": result.test_accuracy,
                 "weights_sha256": file_digest(self.weights_path), "torch": torch.__version__, **(extra or {})}

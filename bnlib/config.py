@@ -46,6 +46,10 @@ def describe_validation_error(exc: ValidationError, what: str, data: dict[str, A
     return "\n".join(lines)
 
 
+# What `cpu_portable` needs in the environment before Python starts: MKL reads it once, at load.
+PORTABLE_ENV = {"MKL_CBWR": "COMPATIBLE"}
+
+
 def validated(cls, data: dict[str, Any], what: str):
     try:
         return cls(**data)
@@ -78,6 +82,16 @@ class TrainConfig(BaseModel):
     cpu_bf16: bool = Field(False, description="also use bf16 autocast on CPU (fast on avx512_bf16 CPUs)")
     channels_last: bool = True
     compile: bool = Field(False, description="torch.compile the model")
+    cpu_portable: bool = Field(False, description="CPU kernels that give the same bits on any x86 CPU and thread "
+                                                  "count: ATen convs instead of oneDNN's, MKL in CNR mode (slower)")
+
+    def identity(self) -> dict[str, Any]:
+        """The config as the cache keys and records it. A new key at its default is left out, so the
+        models cached before it existed keep their keys."""
+        data = self.model_dump(mode="json")
+        if not self.cpu_portable:
+            data.pop("cpu_portable")
+        return data
 
     @model_validator(mode="after")
     def _momentum_is_sgd_only(self):

@@ -82,6 +82,7 @@ class ExperimentParams(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool = True
     cpu_bf16: bool = False
+    cpu_portable: bool = False
     channels_last: bool = True
     compile: bool = False
     progress: bool = False
@@ -149,7 +150,7 @@ class ExperimentParams(BaseModel):
                            weight_decay=self.weight_decay, epochs=self.epochs,
                            lr_schedule=self.lr_schedule, batch_size=self.batch_size,
                            augment=self.augment, train_subset=self.train_subset, width=self.width, init=self.init,
-                           device=self.device, bf16=self.bf16, cpu_bf16=self.cpu_bf16,
+                           device=self.device, bf16=self.bf16, cpu_bf16=self.cpu_bf16, cpu_portable=self.cpu_portable,
                            channels_last=self.channels_last, compile=self.compile)
 
     def train_configs(self) -> list[TrainConfig]:

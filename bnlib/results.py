@@ -24,13 +24,12 @@ import torch
 from .cache import Artifact
 from .io import console_line
 from .data import DATASET_TITLES, ImageData, load_dataset, stratified_indices
-from .hooks import iter_representations
 from . import metrics as M
 from .hooks import capture_layer
 from .metrics import channel_sparsity, dead_channels, element_sparsity, silhouette_score, spatial_mean_pool
 from .params import ExperimentParams
 from .paths import resolve_cache_dir
-from .train import TrainedModel, artifact_dir, get_or_train, load_train_test, resolve_device
+from .train import TrainedModel, artifact_dir, get_or_train, load_train_test, portable_cpu, resolve_device
 
 COLUMNS = ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"]
 LAYER_METRICS = ("channel_sparsity", "element_sparsity", "dead_channels", "silhouette", "silhouette_pooled")
@@ -81,8 +80,17 @@ def representation_set(params: ExperimentParams) -> ImageData:
 def _measure_key(params: ExperimentParams) -> str:
     keys = ("dataset", "n_represent", "represent_seed", "layers", "capture_dtype", "sparsity_threshold",
             "silhouette_metric", "silhouette_pooled")
-    spec = {k: getattr(params, k) for k in keys} | {"format": RESULTS_FORMAT}
+    spec = {k: getattr(params, k) for k in keys} | {"format": RESULTS_FORMAT} | _portable_spec(params)
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _portable_spec(params: ExperimentParams) -> dict:
+    """cpu_portable changes the captured numbers: part of a result's key when on (absent when off, as before)."""
+    return {"cpu_portable": True} if params.cpu_portable else {}
+
+
+def _numerics(params: ExperimentParams):
+    return portable_cpu(params.cpu_portable and resolve_device(params.device).type == "cpu")
 
 
 def _artifact(trained: TrainedModel, params: ExperimentParams) -> Artifact | None:
@@ -113,9 +121,10 @@ def measure_model(trained: TrainedModel, reps: ImageData, params: ExperimentPara
     labels = reps.labels
     if not trained.excluded:  # an excluded model's activations mean nothing: no metrics to report
         layers = params.hidden_layers()
-        for index, (layer, acts) in enumerate(iter_representations(
-                trained.model, reps.images, reps.normalise, layers, device=device,
-                batch_size=params.capture_batch, dtype=dtype), start=1):
+        for index, layer in enumerate(layers, start=1):
+            with _numerics(params):
+                acts = capture_layer(trained.model, reps.images, reps.normalise, layer, device=device,
+                                     batch_size=params.capture_batch, dtype=dtype)
             t0 = time.perf_counter()
             if not bool(torch.isfinite(acts).all()):
                 _exclude(trained, artifact, f"non-finite activations in {layer}")
@@ -201,7 +210,7 @@ def probe_set(params: ExperimentParams) -> ImageData:
 def _views_key(params: ExperimentParams) -> str:
     keys = ("dataset", "n_represent", "represent_seed", "layers", "capture_dtype", "silhouette_metric", "knn_k",
             "probe_C", "probe_test_samples", "probe_max_features")
-    spec = {k: getattr(params, k) for k in keys} | {"format": VIEWS_FORMAT}
+    spec = {k: getattr(params, k) for k in keys} | {"format": VIEWS_FORMAT} | _portable_spec(params)
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -243,8 +252,9 @@ def model_views(trained: TrainedModel, reps: ImageData, probe: ImageData, params
     if not trained.excluded:
         for index, layer in enumerate(params.hidden_layers(), start=1):
             t0 = time.perf_counter()
-            acts, test_acts = (capture_layer(trained.model, d.images, d.normalise, layer, device=device,
-                                             batch_size=params.capture_batch, dtype=dtype) for d in (reps, probe))
+            with _numerics(params):
+                acts, test_acts = [capture_layer(trained.model, d.images, d.normalise, layer, device=device,
+                                                 batch_size=params.capture_batch, dtype=dtype) for d in (reps, probe)]
             if not (bool(torch.isfinite(acts).all()) and bool(torch.isfinite(test_acts).all())):
                 _exclude(trained, artifact, f"non-finite activations in {layer}")
                 rows.clear()
@@ -295,8 +305,9 @@ def cka_table(params: ExperimentParams, models: list[TrainedModel], a: str = "ba
         t0 = time.perf_counter()
         grams = {}
         for m in usable_models:
-            acts = capture_layer(m.model, reps.images, reps.normalise, layer, device=device,
-                                 batch_size=params.capture_batch)
+            with _numerics(params):
+                acts = capture_layer(m.model, reps.images, reps.normalise, layer, device=device,
+                                     batch_size=params.capture_batch)
             grams[(m.config.norm, m.config.seed)] = M.centered_gram(acts, dtype=torch.float32)
             del acts
         keys = sorted(grams)
@@ -344,6 +355,7 @@ def umap_embedding(trained: TrainedModel, reps: ImageData, layer: str, params: E
     """
     spec = {k: getattr(params, k) for k in ("dataset", "n_represent", "represent_seed", "umap_samples",
                                             "umap_seed", "umap_n_neighbors", "umap_min_dist", "umap_pca_dims")}
+    spec |= _portable_spec(params)
     key = hashlib.sha256(json.dumps(spec | {"layer": layer}, sort_keys=True).encode()).hexdigest()[:16]
     artifact, name = _artifact(trained, params), f"umap-{layer}-{key}.npy"
     if artifact is not None:
@@ -352,8 +364,9 @@ def umap_embedding(trained: TrainedModel, reps: ImageData, layer: str, params: E
             return cached
     t0 = time.perf_counter()
     sample = reps.subset(stratified_indices(reps.labels, params.umap_samples, params.umap_seed))
-    (_, acts), = iter_representations(trained.model, sample.images, sample.normalise, [layer],
-                                      device=resolve_device(params.device), batch_size=params.capture_batch)
+    with _numerics(params):
+        acts = capture_layer(trained.model, sample.images, sample.normalise, layer,
+                             device=resolve_device(params.device), batch_size=params.capture_batch)
     X = acts.flatten(1).double().cpu().numpy()
     if not np.isfinite(X).all():
         _exclude(trained, artifact, f"non-finite activations in {layer}")

@@ -35,6 +35,7 @@ from .config import ConfigError
 from .io import atomic_path
 from .params import CHECKOUT_ENV, PLACEMENT_KEYS, ExperimentParams, resolve
 from .paths import REPO_ROOT, resolve_cache_dir
+from .config import PORTABLE_ENV
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 NOTEBOOKS = ("00_models", "01_sparsity", "02_silhouette", "03_umap", "04_clustering_views", "05_norm_ablation")
@@ -112,9 +113,11 @@ class _QuietPapermill(logging.Filter):
 
 
 @contextmanager
-def _pinned_kernel_env():
+def _pinned_kernel_env(extra: dict[str, str] | None = None):
     """Kernels started in here import bnlib from this checkout, whatever the environment has installed."""
-    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", CHECKOUT_ENV)}
+    extra = extra or {}
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", CHECKOUT_ENV, *extra)}
+    os.environ.update(extra)
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), saved["PYTHONPATH"]) if p)
     os.environ[CHECKOUT_ENV] = str(REPO_ROOT)
     try:
@@ -154,7 +157,7 @@ def run_notebook(name: str, profile: str = DEFAULT_PROFILE, overrides: dict | No
         fresh, executed = Path(tmp) / f"{name}.ipynb", Path(tmp) / "executed.ipynb"
         nbformat.write(source, fresh)
         try:
-            with _pinned_kernel_env():
+            with _pinned_kernel_env(PORTABLE_ENV if params.cpu_portable else None):
                 papermill.execute_notebook(str(fresh), str(executed), parameters={"profile": profile} | overrides,
                                            kernel_name=kernel, language="python", cwd=str(NOTEBOOK_DIR),
                                            progress_bar=False, extra_arguments=KERNEL_ARGS)

@@ -10,8 +10,9 @@ marked ``diverged`` with its epoch.
 from __future__ import annotations
 
 import math
+import os
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Callable
 
@@ -22,7 +23,7 @@ from tqdm import tqdm
 
 from .cache import (USABLE, Artifact, TrainedModel, all_finite, artifact_dir, config_key,  # noqa: F401 (re-exported)
                     load_checkpoint, model_for, save_checkpoint)
-from .config import TrainConfig
+from .config import PORTABLE_ENV, ConfigError, TrainConfig
 from .data import ImageData, load_dataset, stratified_indices
 from .io import console
 from .models import check_input_shape
@@ -240,6 +241,31 @@ def train(config: TrainConfig, train_data: ImageData, test_data: ImageData, *,
 
 
 # ------------------------------------------------------------------ cached training
+@contextmanager
+def portable_cpu(enabled: bool):
+    """CPU numerics that do not depend on the CPU model or the thread count, when `enabled`.
+
+    oneDNN picks its convolution kernels by instruction set and cache size, and
+    MKL splits its sums by thread; either changes the last bits, and training
+    amplifies them (benchmarks/cpu_drift.py). Here convolutions run on ATen's
+    own path (oneDNN off) and MKL runs in conditional-numerical-reproducibility
+    mode (MKL_CBWR=COMPATIBLE, which must be set before the process starts: the
+    runner does that for its kernels and Ray tasks). Measured bit-identical
+    across 1 and 2 threads and with AVX2 or AVX-512 kernels.
+    """
+    if not enabled:
+        yield
+        return
+    missing = {k: v for k, v in PORTABLE_ENV.items() if os.environ.get(k) != v}
+    if missing:
+        setting = " ".join(f"{k}={v}" for k, v in PORTABLE_ENV.items())
+        raise ConfigError(f"key 'cpu_portable' = True needs {setting} in the environment before Python starts "
+                          f"(MKL reads it once). The runner sets it for its kernels; for JupyterLab start it as "
+                          f"`{setting} make lab`, or set cpu_portable: false")
+    with torch.backends.mkldnn.flags(enabled=False):
+        yield
+
+
 def get_or_train(config: TrainConfig, data_dir=None, cache_dir=None, *,
                  on_epoch_end: Callable[[int, dict], None] | None = None,
                  progress: bool | None = None, data: tuple[ImageData, ImageData] | None = None) -> TrainedModel:
@@ -250,7 +276,8 @@ def get_or_train(config: TrainConfig, data_dir=None, cache_dir=None, *,
         if cached is not None:
             return cached
         train_data, test_data = data if data is not None else load_train_test(config, data_dir)
-        result = train(config, train_data, test_data, checkpoint=artifact.checkpoint_path,
-                       on_epoch_end=on_epoch_end, progress=progress)
+        with portable_cpu(config.cpu_portable and resolve_device(config.device).type == "cpu"):
+            result = train(config, train_data, test_data, checkpoint=artifact.checkpoint_path,
+                           on_epoch_end=on_epoch_end, progress=progress)
         artifact.save(result, extra={"device": str(resolve_device(config.device))})
         return result

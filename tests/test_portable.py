@@ -1,0 +1,60 @@
+"""`cpu_portable`: the same bits whatever the thread count; a clear stop when its environment is missing."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bnlib import params
+from bnlib.config import PORTABLE_ENV, ConfigError
+from bnlib.train import get_or_train, portable_cpu
+
+pytestmark = pytest.mark.slow
+
+CHILD = r"""
+import sys
+from bnlib import params
+from bnlib.cache import Artifact
+from bnlib.train import get_or_train
+P = params.resolve("smoke", cache_dir=sys.argv[1], cpu_portable=sys.argv[2] == "1", device="cpu")
+config = P.train_config("batch", 0)
+get_or_train(config, cache_dir=P.cache_dir)
+print(Artifact(config, P.cache_dir).weights_sha256())
+"""
+
+
+def train_sha(tmp_path, portable: bool, threads: int) -> str:
+    env = os.environ | {"OMP_NUM_THREADS": str(threads)} | (PORTABLE_ENV if portable else {})
+    cache = tmp_path / f"cache-{int(portable)}-{threads}"
+    out = subprocess.run([sys.executable, "-c", CHILD, str(cache), str(int(portable))], env=env, check=True,
+                         capture_output=True, text=True, timeout=600)
+    return out.stdout.split()[-1]
+
+
+def test_portable_numerics_do_not_depend_on_the_thread_count(tmp_path):
+    assert train_sha(tmp_path, True, 1) == train_sha(tmp_path, True, 2)
+
+
+def test_default_numerics_do_depend_on_it(tmp_path):
+    # Why cpu_portable exists: if this ever passes with equal hashes, the README's drift note is stale.
+    assert train_sha(tmp_path, False, 1) != train_sha(tmp_path, False, 2)
+
+
+def test_portable_without_its_environment_stops_naming_the_key_and_the_fix(monkeypatch):
+    monkeypatch.delenv("MKL_CBWR", raising=False)
+    with pytest.raises(ConfigError, match=r"cpu_portable.*MKL_CBWR=COMPATIBLE.*make lab"):
+        with portable_cpu(True):
+            pass
+    P = params.resolve("smoke", cpu_portable=True, device="cpu")
+    with pytest.raises(ConfigError, match="cpu_portable"):
+        get_or_train(P.train_config("batch", 0), cache_dir=P.cache_dir)
+
+
+def test_portable_is_part_of_the_cache_key_only_when_on():
+    off, on = (params.resolve("smoke", cpu_portable=v).train_config("batch", 0) for v in (False, True))
+    assert "cpu_portable" not in off.identity() and on.identity()["cpu_portable"] is True
+    from bnlib.cache import config_key
+
+    assert config_key(off) != config_key(on)
