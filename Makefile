@@ -25,7 +25,8 @@ $(BIN)/.installed: requirements-lock.txt pyproject.toml bnlib/lab_overrides.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-lock.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@# bnlib from this checkout, as an editable install would, without setuptools' build warnings
+	$(BIN)/python -c "import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()['purelib'], 'bnrep.pth').write_text('$(CURDIR)\n')"
 	@# JupyterLab opens notebooks/*.py as notebooks (jupytext), without the news pop-up
 	install -D -m 644 bnlib/lab_overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $@

@@ -93,7 +93,7 @@ def render_notebook(path: Path, nav: str) -> str:
 def _markdown(text: str) -> str:
     import mistune
 
-    return mistune.create_markdown(plugins=["table"])(text)
+    return mistune.create_markdown(escape=False, plugins=["table"])(text)
 
 
 def profile_section(profile: str, figures_dir: Path, out: Path) -> str:
@@ -102,15 +102,8 @@ def profile_section(profile: str, figures_dir: Path, out: Path) -> str:
 
     folder = figures_dir / profile
     parts = [f'<h2 id="{html.escape(profile)}">Profile <code>{html.escape(profile)}</code></h2>']
-    try:
-        if (folder / "ablation_shared.csv").is_file():
-            parts.append(_markdown(report.ablation(profile, figures_dir)))
-        else:
-            df = report.load(profile, figures_dir)
-            cmp = report.comparisons(df)
-            parts.append(_markdown(report.accuracy_table(df) + "\n\n" + report.verdicts(df, cmp)))
-            parts.append(f"<details><summary>Every per-layer comparison (Welch, Hedges' g, Holm)</summary>"
-                         f"{_markdown(report.comparison_table(cmp))}</details>")
+    try:  # the README's Results block for this profile, from the same function
+        parts.append(_markdown(report.profile_report(profile, figures_dir)))
     except SystemExit as exc:  # a profile with notebooks but no result CSVs yet
         parts.append(f"<p>{html.escape(str(exc))}</p>")
     figures = []

@@ -249,18 +249,38 @@ def ablation(profile: str, figures_dir=FIGURES_DIR) -> str:
     return "\n".join(lines)
 
 
+def grid_markdown(grid: pd.DataFrame) -> str:
+    if grid.empty:
+        return ""
+    lines = ["| view | " + " | ".join(grid.columns) + " |", "|---|" + "---|" * len(grid.columns)]
+    lines += [f"| {view} | " + " | ".join(str(v) for v in row) + " |" for view, row in grid.iterrows()]
+    return "\n".join(lines)
+
+
+def profile_report(profile: str, figures_dir=FIGURES_DIR) -> str:
+    """The README's Results block of one profile: accuracy, verdicts, power, per-layer table, view agreement."""
+    if (Path(figures_dir) / profile / "ablation_shared.csv").is_file():
+        return ablation(profile, figures_dir)
+    df = load(profile, figures_dir)
+    cmp = comparisons(df)
+    parts = [accuracy_table(df), verdicts(df, cmp)]
+    if len(cmp):
+        parts.append(stats.describe_power(int(cmp.n_batch.min()), int(cmp.n_none.min()), cmp.layer.nunique()))
+    grid = grid_markdown(agreement_grid(cmp))
+    if grid:
+        parts.append("Which variant clusters better, per view and layer (Holm over the view's layers), and whether "
+                     "the view agrees with the silhouette there:\n\n" + grid)
+    parts.append("<details><summary>Every per-layer comparison: means ± std over seeds, Hedges' g with a bootstrap "
+                 "95% CI, Welch's p, Holm's p</summary>\n\n" + comparison_table(cmp) + "\n\n</details>")
+    return "\n\n".join(parts)
+
+
 def main(argv=None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args:
         print(__doc__)
         return 2
-    profile = args[0]
-    if (FIGURES_DIR / profile / "ablation_shared.csv").is_file():
-        print(ablation(profile))
-        return 0
-    df = load(profile)
-    cmp = comparisons(df)
-    print(accuracy_table(df), comparison_table(cmp), verdicts(df, cmp), sep="\n\n")
+    print(profile_report(args[0]))
     return 0
 
 
