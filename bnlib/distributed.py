@@ -1,0 +1,134 @@
+"""Train and measure a profile's model grid as Ray tasks: `python -m bnlib.runner --profile P --ray [ADDRESS]`.
+
+Each missing model (one `TrainConfig`) is one Ray task that trains it and
+measures it into a private temporary cache on the worker, then returns the
+artifact's files (safetensors weights, meta.json, result CSVs with their
+checksums) as bytes. The driver writes them into its own cache with the same
+atomic writes, and verifies every checksum as it loads them. Workers need no
+shared filesystem: the images travel through Ray's object store. The
+notebooks then run as usual and find every model in the cache.
+
+Ray runs locally with no setup (no address) or joins a cluster (`auto`,
+`ray://host:10001`). A task a worker dies in is retried (`max_retries`); a
+task that raises is retried too, and one that still fails is reported without
+losing the others. A diverged or failed-to-learn model is a result like any
+other. Bit-identity with a sequential run: a task pins torch to the driver's
+thread count, which (with the CPU's kernels) sets the floating-point order on
+CPU; with `cpu_portable` the order depends on neither, and a task uses the one
+thread Ray gives it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+
+from .cache import Artifact
+from .params import ExperimentParams
+
+INSTALL_HINT = "Ray is an optional extra: pip install -e '.[ray]'  (or: make env EXTRAS=ray)"
+MAX_RETRIES = 3  # a killed worker or a raised exception gets this many more tries
+
+
+def require_ray():
+    try:
+        import ray
+    except ImportError:
+        raise SystemExit(f"--ray needs Ray, which is not installed. {INSTALL_HINT}") from None
+    return ray
+
+
+def _train_and_measure(config_json: dict, params_json: dict, data, reps, probe, threads: int,
+                       views: bool) -> dict[str, bytes]:
+    """One Ray task: train `config` into a private cache, measure it, return its artifact's files."""
+    import torch
+
+    from . import results
+    from .config import TrainConfig
+    from .train import get_or_train
+
+    torch.set_num_threads(threads)
+    config = TrainConfig.model_validate(config_json)
+    with tempfile.TemporaryDirectory(prefix="bnlib-ray-") as cache:
+        params = ExperimentParams.model_validate(params_json | {"cache_dir": cache, "progress": False})
+        trained = get_or_train(config, cache_dir=cache, data=data)
+        results.measure_model(trained, reps, params)
+        if views:
+            results.model_views(trained, reps, probe, params)
+        return Artifact(config, cache).export_files()
+
+
+def _log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def run_grid(params: ExperimentParams, address: str | None = None, log=_log) -> dict[str, int]:
+    """Train and measure every model of `params` that the cache lacks, on Ray. Returns counts by outcome.
+
+    Each task asks Ray for `params.ray_cpus` CPUs and `params.ray_gpus` GPUs (a
+    fraction lets several small models share one GPU). `address` None starts a
+    local Ray; "auto" or "ray://host:port" joins a running cluster.
+    """
+    ray = require_ray()
+    import torch
+    from tqdm import tqdm
+
+    from . import results
+    from .train import load_train_test
+
+    missing = [c for c in params.train_configs() if not Artifact(c, params.cache_dir).is_complete()]
+    counts = {"cached": len(params.train_configs()) - len(missing), "trained": 0, "failed": 0}
+    if not missing:
+        log(f"ray: all {counts['cached']} models are in the cache; nothing to run")
+        return counts
+    t0 = time.perf_counter()
+    started_here = not ray.is_initialized()
+    if started_here:
+        os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+        # keep Ray's current behaviour (a task without a GPU share sees no GPU) and its notice about it quiet
+        os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "1")
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 logging_level="ERROR", configure_logging=True)
+    try:
+        resources = ray.cluster_resources()
+        log(f"ray: {len(missing)} models to train on {int(resources.get('CPU', 0))} CPUs, "
+            f"{resources.get('GPU', 0):g} GPUs ({address or 'local'}); {counts['cached']} already cached")
+        from .config import PORTABLE_ENV
+
+        runtime_env = {"env_vars": PORTABLE_ENV} if params.cpu_portable else None
+        task = ray.remote(_train_and_measure).options(num_cpus=params.ray_cpus, num_gpus=params.ray_gpus,
+                                                       max_retries=MAX_RETRIES, retry_exceptions=True,
+                                                       runtime_env=runtime_env)
+        threads = max(1, int(params.ray_cpus)) if params.cpu_portable else torch.get_num_threads()
+        data = ray.put(load_train_test(missing[0], params.data_dir))
+        reps = ray.put(results.representation_set(params))
+        views = "04_clustering_views" in params.notebook_list()
+        probe = ray.put(results.probe_set(params)) if views else None
+        params_json = params.model_dump(mode="json")
+        pending = {task.remote(c.model_dump(mode="json"), params_json, data, reps, probe, threads, views): c
+                   for c in missing}
+        # a bar on a terminal; in a log, one line per finished model instead
+        bar = tqdm(total=len(missing), desc="models (ray)", unit="model", file=sys.stderr,
+                   disable=not sys.stderr.isatty())
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            config = pending.pop(done[0])
+            try:
+                trained = Artifact(config, params.cache_dir).import_files(ray.get(done[0]))
+            except Exception as exc:  # one model's failure must not lose the others'
+                counts["failed"] += 1
+                log(f"ray: {config.arch}/{config.norm}/seed{config.seed} FAILED after {MAX_RETRIES} retries: {exc}")
+            else:
+                counts["trained"] += 1
+                state = f"EXCLUDED, {trained.status}" if trained.excluded else f"test acc {trained.test_accuracy:.4f}"
+                bar.write(f"  {trained.name}: {state}") if not bar.disable else log(f"  {trained.name}: {state}")
+            bar.update(1)
+        bar.close()
+    finally:
+        if started_here:
+            ray.shutdown()
+    log(f"ray: {counts['trained']} trained, {counts['failed']} failed, {counts['cached']} cached "
+        f"in {time.perf_counter() - t0:.0f}s")
+    return counts
