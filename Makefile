@@ -74,7 +74,7 @@ report: env
 check: env
 	$(BIN)/python -m bnlib.check $(PROFILE)
 
-test: env
+test: env ray-env
 	$(BIN)/python -m pytest -q
 
 lab: env
