@@ -1,10 +1,10 @@
-"""The README's Results, written from the committed CSVs: `python -m bnlib.report PROFILE`.
+"""The README's Results, written from the committed CSVs: `python -m bnlib.report PROFILE [--update-readme]`.
 
 Prints markdown: accuracy per variant, every per-layer comparison with
 Welch's p and Holm's correction over the layers of one metric, and a verdict
 on each of the paper's three claims, all computed here from
-`figures/<profile>/*.csv`. Nothing in a verdict is typed by hand; paste the
-output into the README.
+`figures/<profile>/*.csv`. Nothing in a verdict is typed by hand; `--update-readme` writes the
+output into the README between `<!-- report:PROFILE -->` markers.
 """
 
 from __future__ import annotations
@@ -275,11 +275,32 @@ def profile_report(profile: str, figures_dir=FIGURES_DIR) -> str:
     return "\n\n".join(parts)
 
 
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def update_readme(profile: str, readme: Path = README) -> None:
+    """Replace the block between `<!-- report:PROFILE -->` and `<!-- /report:PROFILE -->` in the README."""
+    start, end = f"<!-- report:{profile} -->", f"<!-- /report:{profile} -->"
+    text = readme.read_text()
+    if start not in text or end not in text:
+        raise SystemExit(f"README.md has no {start} ... {end} block to update")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    from .io import atomic_write_text
+
+    atomic_write_text(readme, f"{head}{start}\n{profile_report(profile)}\n{end}{tail}")
+
+
 def main(argv=None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args:
         print(__doc__)
         return 2
+    if "--update-readme" in args:
+        profile = next(a for a in args if not a.startswith("--"))
+        update_readme(profile)
+        print(f"README.md: the {profile} block now holds the report of figures/{profile}/")
+        return 0
     print(profile_report(args[0]))
     return 0
 
