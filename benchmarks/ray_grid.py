@@ -16,7 +16,7 @@ import pandas as pd
 
 from bnlib import params, results
 from bnlib.cache import Artifact
-from bnlib.distributed import require_ray, run_grid
+from bnlib.distributed import require_ray, run_grid, start_ray
 from bnlib.runner import parse_overrides
 
 
@@ -36,7 +36,7 @@ def main():
         sequential = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        start_ray()
         run_grid(P_ray)
         distributed = time.perf_counter() - t0
         resources = ray.cluster_resources()

@@ -60,6 +60,29 @@ def _train_and_measure(config_json: dict, params_json: dict, data, reps, probe, 
         return Artifact(config, cache).export_files()
 
 
+def start_ray(address: str | None = None, **kwargs) -> None:
+    """`ray.init` without the output a user cannot act on: no dashboard, no metrics agent, errors only."""
+    import warnings
+
+    ray = require_ray()
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    with warnings.catch_warnings():
+        # a notice about a future default for GPU visibility; today's (a task without a GPU share sees none) is kept
+        warnings.filterwarnings("ignore", message="Tip: In future versions of Ray", category=FutureWarning)
+        if address is None:  # a new local cluster: no metrics agent, so no "metrics exporter agent" errors
+            kwargs.setdefault("_system_config", {"enable_metrics_collection": False})
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+                 configure_logging=True, **kwargs)
+
+
+def blas_threads() -> int:
+    """How many threads numpy's BLAS uses in this process: a Ray task must use as many to sum in the same order."""
+    from threadpoolctl import threadpool_info
+
+    counts = [pool["num_threads"] for pool in threadpool_info() if pool.get("user_api") == "blas"]
+    return max(counts) if counts else 1
+
+
 def _log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -86,22 +109,20 @@ def run_grid(params: ExperimentParams, address: str | None = None, log=_log) -> 
     t0 = time.perf_counter()
     started_here = not ray.is_initialized()
     if started_here:
-        os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-        # keep Ray's current behaviour (a task without a GPU share sees no GPU) and its notice about it quiet
-        os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "1")
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 logging_level="ERROR", configure_logging=True)
+        start_ray(address)
     try:
         resources = ray.cluster_resources()
         log(f"ray: {len(missing)} models to train on {int(resources.get('CPU', 0))} CPUs, "
             f"{resources.get('GPU', 0):g} GPUs ({address or 'local'}); {counts['cached']} already cached")
         from .config import PORTABLE_ENV
 
-        runtime_env = {"env_vars": PORTABLE_ENV} if params.cpu_portable else None
+        threads = max(1, int(params.ray_cpus)) if params.cpu_portable else torch.get_num_threads()
+        # numpy's BLAS sums the silhouette's tiles: as many threads as here, or the last bits differ
+        env = {"OPENBLAS_NUM_THREADS": str(blas_threads()), "OMP_NUM_THREADS": str(threads)}
+        runtime_env = {"env_vars": env | (PORTABLE_ENV if params.cpu_portable else {})}
         task = ray.remote(_train_and_measure).options(num_cpus=params.ray_cpus, num_gpus=params.ray_gpus,
                                                        max_retries=MAX_RETRIES, retry_exceptions=True,
                                                        runtime_env=runtime_env)
-        threads = max(1, int(params.ray_cpus)) if params.cpu_portable else torch.get_num_threads()
         data = ray.put(load_train_test(missing[0], params.data_dir))
         reps = ray.put(results.representation_set(params))
         views = "04_clustering_views" in params.notebook_list()
