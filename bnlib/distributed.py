@@ -66,11 +66,12 @@ def start_ray(address: str | None = None, **kwargs) -> None:
 
     ray = require_ray()
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    # Ray's C++ core logs a "metrics exporter agent" error when no dashboard runs: not the user's to act on.
+    # Task failures still reach the driver as Python exceptions.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     with warnings.catch_warnings():
         # a notice about a future default for GPU visibility; today's (a task without a GPU share sees none) is kept
         warnings.filterwarnings("ignore", message="Tip: In future versions of Ray", category=FutureWarning)
-        if address is None:  # a new local cluster: no metrics agent, so no "metrics exporter agent" errors
-            kwargs.setdefault("_system_config", {"enable_metrics_collection": False})
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
                  configure_logging=True, **kwargs)
 
