@@ -164,8 +164,8 @@ class ExperimentParams(BaseModel):
 
     def figures_dir(self) -> Path:
         """figures/<profile>/, or figures/<profile>-custom-<hash>/ when keys differ from the profile file."""
-        if self.output_dir is not None:
-            return Path(self.output_dir).expanduser()
+        if self.output_dir is not None:  # a relative folder is relative to the checkout, never to the cwd
+            return REPO_ROOT / Path(self.output_dir).expanduser()
         try:  # the profile as its file resolves it, defaults included: a key it leaves out is not a change
             base = ExperimentParams.model_validate(load_profile(self.profile)).model_dump(mode="json")
         except (ConfigError, ValueError):
