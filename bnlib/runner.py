@@ -41,9 +41,10 @@ NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 NOTEBOOKS = ("00_models", "01_sparsity", "02_silhouette", "03_umap", "04_clustering_views", "05_norm_ablation")
 DEFAULT_PROFILE = "quick"
 KERNEL = "python3"
-# ipykernel warns on every start that loopback TCP is unencrypted: nothing a user can act on. Its fd capture
-# would copy the progress lines meant for the terminal into the notebook's outputs: off.
-KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR", "--IPKernelApp.capture_fd_output=False"]
+# ipykernel warns on every start that loopback TCP is unencrypted, and logs a zmq traceback when a SIGTERM
+# closes its sockets mid-reply: nothing a user can act on (a cell's error and a dead kernel still reach
+# papermill). Its fd capture would copy the progress lines meant for the terminal into the notebook: off.
+KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL", "--IPKernelApp.capture_fd_output=False"]
 
 
 class NotebookFailed(RuntimeError):
