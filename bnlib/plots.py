@@ -77,6 +77,8 @@ def layer_metric_plot(df: pd.DataFrame, metric: str, ax=None, kind: str = "bar",
         sns.pointplot(dodge=min(0.3, 0.15 * len(hue_order)) if len(hue_order) <= 2 else 0.45, linestyles="-", markers="o", capsize=0.1,
                       err_kws={"linewidth": 1}, **common)
     ax.set_xlabel("layer")
+    if len(order) > 8:  # VGG-16's 14 layer names overlap when upright
+        ax.tick_params(axis="x", labelrotation=60)
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     ax.legend(title=None, frameon=False)
     if title:
