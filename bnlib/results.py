@@ -97,6 +97,25 @@ def _artifact(trained: TrainedModel, params: ExperimentParams) -> Artifact | Non
     return Artifact(trained.config, params.cache_dir) if trained.path is not None else None
 
 
+def _cached_table(trained: TrainedModel, params: ExperimentParams, name: str):
+    """(artifact, the verified cached table `name` or None); the artifact is None for an uncached model."""
+    artifact = _artifact(trained, params)
+    return artifact, (artifact.read_table(name, COLUMNS) if artifact is not None else None)
+
+
+def _capture_finite(trained: TrainedModel, artifact: Artifact | None, layer: str, datasets, params: ExperimentParams,
+                    device) -> list[torch.Tensor] | None:
+    """`layer`'s activations on each of `datasets`, or None after marking the run diverged if any is non-finite."""
+    dtype = torch.float16 if params.capture_dtype == "float16" else torch.float32
+    with _numerics(params):
+        acts = [capture_layer(trained.model, d.images, d.normalise, layer, device=device,
+                              batch_size=params.capture_batch, dtype=dtype) for d in datasets]
+    if not all(bool(torch.isfinite(a).all()) for a in acts):
+        _exclude(trained, artifact, f"non-finite activations in {layer}")
+        return None
+    return acts
+
+
 def measure_model(trained: TrainedModel, reps: ImageData, params: ExperimentParams) -> pd.DataFrame:
     """The tidy rows of one model: every layer metric, plus accuracies. Read from the verified cache when present.
 
@@ -104,12 +123,10 @@ def measure_model(trained: TrainedModel, reps: ImageData, params: ExperimentPara
     A layer whose activations are non-finite makes the run "diverged" on the
     spot, with the layer named as the reason.
     """
-    artifact = _artifact(trained, params)
     name = f"metrics-{_measure_key(params)}.csv"
-    if artifact is not None:
-        cached = artifact.read_table(name, COLUMNS)
-        if cached is not None:
-            return cached
+    artifact, cached = _cached_table(trained, params, name)
+    if cached is not None:
+        return cached
     cfg = trained.config
     rows = []
 
@@ -117,19 +134,15 @@ def measure_model(trained: TrainedModel, reps: ImageData, params: ExperimentPara
         rows.append((cfg.dataset, cfg.arch, cfg.norm, cfg.seed, layer, index, metric, float(value)))
 
     device = resolve_device(params.device)
-    dtype = torch.float16 if params.capture_dtype == "float16" else torch.float32
     labels = reps.labels
     if not trained.excluded:  # an excluded model's activations mean nothing: no metrics to report
-        layers = params.hidden_layers()
-        for index, layer in enumerate(layers, start=1):
-            with _numerics(params):
-                acts = capture_layer(trained.model, reps.images, reps.normalise, layer, device=device,
-                                     batch_size=params.capture_batch, dtype=dtype)
-            t0 = time.perf_counter()
-            if not bool(torch.isfinite(acts).all()):
-                _exclude(trained, artifact, f"non-finite activations in {layer}")
+        for index, layer in enumerate(params.hidden_layers(), start=1):
+            captured = _capture_finite(trained, artifact, layer, (reps,), params, device)
+            if captured is None:
                 rows.clear()
                 break
+            (acts,) = captured
+            t0 = time.perf_counter()
             thr = params.sparsity_threshold
             add(layer, index, "channel_sparsity", channel_sparsity(acts, thr).mean().item())
             add(layer, index, "element_sparsity", element_sparsity(acts, thr).mean().item())
@@ -240,25 +253,20 @@ def model_views(trained: TrainedModel, reps: ImageData, probe: ImageData, params
     `probe_max_features` features, else the spatial-mean-pooled one; the row
     "probe_features" says which. An excluded model has no rows.
     """
-    artifact = _artifact(trained, params)
     name = f"views-{_views_key(params)}.csv"
-    if artifact is not None:
-        cached = artifact.read_table(name, COLUMNS)
-        if cached is not None:
-            return cached
+    artifact, cached = _cached_table(trained, params, name)
+    if cached is not None:
+        return cached
     cfg, rows = trained.config, []
     device = resolve_device(params.device)
-    dtype = torch.float16 if params.capture_dtype == "float16" else torch.float32
     if not trained.excluded:
         for index, layer in enumerate(params.hidden_layers(), start=1):
             t0 = time.perf_counter()
-            with _numerics(params):
-                acts, test_acts = [capture_layer(trained.model, d.images, d.normalise, layer, device=device,
-                                                 batch_size=params.capture_batch, dtype=dtype) for d in (reps, probe)]
-            if not (bool(torch.isfinite(acts).all()) and bool(torch.isfinite(test_acts).all())):
-                _exclude(trained, artifact, f"non-finite activations in {layer}")
+            captured = _capture_finite(trained, artifact, layer, (reps, probe), params, device)
+            if captured is None:
                 rows.clear()
                 break
+            acts, test_acts = captured
             views = layer_views(acts.float(), reps.labels, test_acts.float(), probe.labels, params, device)
             rows += [(cfg.dataset, cfg.arch, cfg.norm, cfg.seed, layer, index, k, float(v)) for k, v in views.items()]
             TIMINGS["views"] += time.perf_counter() - t0
