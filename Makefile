@@ -16,7 +16,7 @@ export BNLIB_DATA_DIR
 export NUMBA_CACHE_DIR ?= $(HOME)/.cache/bnlib/numba
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env ray-env figures paper ablation cifar10-cpu report check test lab html sparsity silhouette umap views models norm-ablation benchmarks clean-env
+.PHONY: env ray-env figures paper ablation cifar10-cpu report check test lab html sparsity silhouette umap views models norm-ablation benchmarks gpu-bundle clean-env
 
 env: $(BIN)/.installed
 
@@ -82,6 +82,10 @@ lab: env
 
 html: env
 	$(BIN)/python -m bnlib.appendix
+
+# Wheels and data for a GPU machine with no network (README: On a borrowed GPU machine).
+gpu-bundle: env
+	$(BIN)/python benchmarks/gpu_bundle.py
 
 benchmarks: env
 	$(BIN)/python benchmarks/silhouette.py
