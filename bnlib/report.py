@@ -244,7 +244,11 @@ def ingredient(shared_by: set[str]) -> str:
 def ablation(profile: str, figures_dir=FIGURES_DIR) -> str:
     folder = Path(figures_dir) / profile
     shared = pd.read_csv(folder / "ablation_shared.csv", keep_default_na=False)
-    lines = ["| effect of BN over no BN | layer | BN − no BN | p (Holm) | also shown by | the ingredient it needs |",
+    acc = stats.usable(load(profile, figures_dir))
+    acc = acc[acc.metric == "test_accuracy"].groupby("norm", sort=False)["value"].agg(["mean", "std"])
+    lines = ["| norm | " + " | ".join(acc.index) + " |", "|---|" + "---|" * len(acc),
+             "| test accuracy | " + " | ".join(f"{m:.4f} ± {s:.4f}" for m, s in acc.itertuples(index=False)) + " |", ""]
+    lines += ["| effect of BN over no BN | layer | BN − no BN | p (Holm) | also shown by | the ingredient it needs |",
              "|---|---|---|---|---|---|"]
     for r in shared.itertuples():
         sharers = set() if r.shared_by == "none" else set(r.shared_by.split(", "))
@@ -261,6 +265,14 @@ def grid_markdown(grid: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def power(cmp: pd.DataFrame) -> str:
+    """`stats.describe_power` for the fewest seeds any comparison in `cmp` had, or why there is none."""
+    n_a, n_b = (cmp[c].min() if len(cmp) else float("nan") for c in ("n_batch", "n_none"))
+    if not (n_a >= 2 and n_b >= 2):  # also NaN: no usable seed on a side
+        return "Power: not computed (fewer than 2 usable seeds a side)."
+    return stats.describe_power(int(n_a), int(n_b), cmp.layer.nunique())
+
+
 def profile_report(profile: str, figures_dir=FIGURES_DIR) -> str:
     """The README's Results block of one profile: accuracy, verdicts, power, per-layer table, view agreement."""
     if (Path(figures_dir) / profile / "ablation_shared.csv").is_file():
@@ -269,7 +281,7 @@ def profile_report(profile: str, figures_dir=FIGURES_DIR) -> str:
     cmp = comparisons(df)
     parts = [accuracy_table(df), verdicts(df, cmp)]
     if len(cmp):
-        parts.append(stats.describe_power(int(cmp.n_batch.min()), int(cmp.n_none.min()), cmp.layer.nunique()))
+        parts.append(power(cmp))
     grid = grid_markdown(agreement_grid(cmp))
     if grid:
         parts.append("Which variant clusters better, per view and layer (Holm over the view's layers), and whether "

@@ -28,7 +28,7 @@
 profile = "quick"  # a params/<profile>.yaml; override any of its keys below or with papermill
 
 # %%
-from bnlib import params, plots, report, results, stats
+from bnlib import params, plots, report, results
 
 P = params.from_notebook(globals())
 models = results.train_all(P)
@@ -49,7 +49,7 @@ plots.save_table(cka, P.figures_dir(), "cka")
 # %%
 comparison = report.comparisons(views)
 print(report.verdicts(views, comparison, claims=(3,)))
-print(stats.describe_power(int(comparison.n_batch.min()), int(comparison.n_none.min()), comparison.layer.nunique()))
+print(report.power(comparison))
 comparison[["metric", "layer", "mean_batch", "mean_none", "diff", "hedges_g", "g_low", "g_high", "p", "p_holm"]].round(4)
 
 # %% [markdown]

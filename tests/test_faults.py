@@ -84,10 +84,20 @@ def test_non_finite_activations_mark_the_run_diverged(tmp_path):
 def test_notebooks_name_the_excluded_runs_and_finish(tmp_path):
     out = tmp_path / "out"
     over = {"lr": {"batch": 10.0, "none": 10.0}, "output_dir": str(out), "cache_dir": str(tmp_path / "c")}
-    for name in ("01_sparsity", "03_umap"):
+    for name in ("01_sparsity", "02_silhouette", "03_umap", "04_clustering_views"):  # every run diverges at lr 10
         nb = runner.run_notebook(name, "smoke", over, log=lambda s: None)
         text = nb.read_text()
-        assert "EXCLUDED" in text and "separates the classes more" not in text
+        assert "EXCLUDED" in text and "separates the classes more" not in text, name
+
+
+def test_power_needs_two_usable_seeds_a_side():
+    from bnlib import report
+    assert report.power(report.comparisons(pd.DataFrame(columns=["norm", "seed", "layer", "layer_index", "metric",
+                                                                 "value"]))).startswith("Power: not computed")
+    rows = [dict(norm=n, seed=s, layer="conv1", layer_index=1, metric="silhouette", value=v)
+            for n, s, v in [("batch", 0, 0.5), ("batch", 1, 0.6), ("none", 0, 0.1), ("none", 1, 0.2)]]
+    assert "with 2 vs 2 seeds" in report.power(report.comparisons(pd.DataFrame(rows)))
+    assert "not computed" in report.power(report.comparisons(pd.DataFrame(rows[:3])))
 
 
 # ------------------------------------------------------------------ 2. no verdict from a missing variant
