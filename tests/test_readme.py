@@ -31,3 +31,14 @@ def test_readme_papermill_commands_run_as_written(tmp_path, isolated_cache):
         if "papermill" in command:
             assert "Sparsity per layer" in (tmp_path / "out.ipynb").read_text()
             (tmp_path / "out.ipynb").unlink()
+
+
+def test_readme_results_blocks_are_the_report_of_the_committed_csvs():
+    """Numbers in the README's Results come from bnlib.report, never typed: every block matches a fresh report."""
+    from bnlib import report
+    text = (REPO_ROOT / "README.md").read_text()
+    blocks = re.findall(r"<!-- report:(\S+) -->\n(.*?)\n<!-- /report:\1 -->", text, flags=re.S)
+    assert {"quick", "mnist", "cifar10-cpu", "ablation"} <= {profile for profile, _ in blocks}
+    for profile, block in blocks:
+        assert block == report.profile_report(profile), \
+            f"README block {profile} is stale: run `python -m bnlib.report {profile} --update-readme`"
