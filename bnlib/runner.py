@@ -113,6 +113,26 @@ class _QuietPapermill(logging.Filter):
         return "Passed unknown parameter" not in record.getMessage()
 
 
+class _QuietOrphanedCell(logging.Filter):
+    """After a SIGTERM or Ctrl-C the interrupted cell's task can wake while the kernel is shut down, die with
+    DeadKernelError, and be reported by asyncio as 'never retrieved' with a traceback: the run already says
+    it stopped and how to resume, so that report is noise."""
+
+    def filter(self, record):
+        from nbclient.exceptions import DeadKernelError
+
+        return not (record.exc_info and isinstance(record.exc_info[1], DeadKernelError))
+
+
+QUIET_PAPERMILL, QUIET_ORPHANED_CELL = _QuietPapermill(), _QuietOrphanedCell()
+
+
+def quiet_logs() -> None:
+    """Drop the log records above that nobody can act on (idempotent)."""
+    logging.getLogger("papermill").addFilter(QUIET_PAPERMILL)
+    logging.getLogger("asyncio").addFilter(QUIET_ORPHANED_CELL)
+
+
 @contextmanager
 def _pinned_kernel_env(extra: dict[str, str] | None = None):
     """Kernels started in here import bnlib from this checkout, whatever the environment has installed."""
@@ -151,7 +171,7 @@ def run_notebook(name: str, profile: str = DEFAULT_PROFILE, overrides: dict | No
     outputs = [Path(output)] if output else executed_paths(name, source, params, overrides)
     output = outputs[0]
     os.environ.setdefault("NUMBA_CACHE_DIR", str(resolve_cache_dir(params.cache_dir) / "numba"))
-    logging.getLogger("papermill").addFilter(_QuietPapermill())
+    quiet_logs()
     t0 = time.perf_counter()
     log(f"{name}: started (profile {profile})")
     with tempfile.TemporaryDirectory(prefix="bnlib-run-") as tmp:
