@@ -14,7 +14,6 @@ Both folders are git-ignored; name them in the device call's `carry`.
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name as canonical
 
 ROOT = Path(__file__).resolve().parents[1]
 # What the runner and notebooks import, beyond the device image (bnlib itself travels with the tree).
@@ -35,10 +35,6 @@ DEVICE_ENV = {**default_environment(), "python_version": "3.12", "python_full_ve
               "sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64",
               "implementation_name": "cpython", "platform_python_implementation": "CPython", "os_name": "posix"}
 TREE_LIMIT = 64 * 2**20  # the device's limit on what travels per call
-
-
-def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def device_packages(path: Path = ROOT / "benchmarks" / "device_packages.txt") -> set[str]:
@@ -128,7 +124,8 @@ def main() -> None:
     if size > TREE_LIMIT:
         sys.exit("gpu_bundle: over the device's limit; carry the data and the wheels in separate calls")
     print("device command prefix:\n  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade "
-          "--target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site BNLIB_DATA_DIR=$PWD/.devdata || exit;")
+          "--target .devsite .whl/*.whl && export PYTHONPATH=$PWD/.devsite BNLIB_DATA_DIR=$PWD/.devdata "
+          "BNLIB_CACHE_DIR=$PWD/.cache/bnlib || exit;")
 
 
 if __name__ == "__main__":

@@ -244,10 +244,7 @@ def ingredient(shared_by: set[str]) -> str:
 def ablation(profile: str, figures_dir=FIGURES_DIR) -> str:
     folder = Path(figures_dir) / profile
     shared = pd.read_csv(folder / "ablation_shared.csv", keep_default_na=False)
-    acc = stats.usable(load(profile, figures_dir))
-    acc = acc[acc.metric == "test_accuracy"].groupby("norm", sort=False)["value"].agg(["mean", "std"])
-    lines = ["| norm | " + " | ".join(acc.index) + " |", "|---|" + "---|" * len(acc),
-             "| test accuracy | " + " | ".join(f"{m:.4f} ± {s:.4f}" for m, s in acc.itertuples(index=False)) + " |", ""]
+    lines = [accuracy_table(load(profile, figures_dir)), ""]
     lines += ["| effect of BN over no BN | layer | BN − no BN | p (Holm) | also shown by | the ingredient it needs |",
              "|---|---|---|---|---|---|"]
     for r in shared.itertuples():

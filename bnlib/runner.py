@@ -31,11 +31,10 @@ from pathlib import Path
 
 import yaml
 
-from .config import ConfigError
+from .config import PORTABLE_ENV, ConfigError
 from .io import atomic_path
 from .params import CHECKOUT_ENV, PLACEMENT_KEYS, ExperimentParams, resolve
 from .paths import REPO_ROOT, resolve_cache_dir
-from .config import PORTABLE_ENV
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 NOTEBOOKS = ("00_models", "01_sparsity", "02_silhouette", "03_umap", "04_clustering_views", "05_norm_ablation")

@@ -80,13 +80,15 @@ def hedges_g(x, y) -> float:
     J = 1 - 3 / (4 (n_x + n_y) - 9). Infinite when both samples are constant but
     differ, NaN when they are equal and constant.
     """
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    nx, ny = len(x), len(y)
-    pooled = np.sqrt(((nx - 1) * x.var(ddof=1) + (ny - 1) * y.var(ddof=1)) / (nx + ny - 2))
-    diff = x.mean() - y.mean()
+    return float(_hedges_g(np.asarray(x, float), np.asarray(y, float)))
+
+
+def _hedges_g(x: np.ndarray, y: np.ndarray):
+    """Hedges' g along the last axis: one value per row of seeds (a sample, or many bootstrap resamples)."""
+    nx, ny = x.shape[-1], y.shape[-1]
+    pooled = np.sqrt(((nx - 1) * x.var(-1, ddof=1) + (ny - 1) * y.var(-1, ddof=1)) / (nx + ny - 2))
     with np.errstate(divide="ignore", invalid="ignore"):
-        d = diff / pooled
-    return float(d * (1 - 3 / (4 * (nx + ny) - 9)))
+        return (x.mean(-1) - y.mean(-1)) / pooled * (1 - 3 / (4 * (nx + ny) - 9))
 
 
 def hedges_g_interval(x, y, level: float = 0.95) -> tuple[float, float]:
@@ -100,10 +102,7 @@ def hedges_g_interval(x, y, level: float = 0.95) -> tuple[float, float]:
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     xs = x[rng.integers(0, len(x), (BOOTSTRAP_RESAMPLES, len(x)))]
     ys = y[rng.integers(0, len(y), (BOOTSTRAP_RESAMPLES, len(y)))]
-    nx, ny = len(x), len(y)
-    pooled = np.sqrt(((nx - 1) * xs.var(1, ddof=1) + (ny - 1) * ys.var(1, ddof=1)) / (nx + ny - 2))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        g = (xs.mean(1) - ys.mean(1)) / pooled * (1 - 3 / (4 * (nx + ny) - 9))
+    g = _hedges_g(xs, ys)
     g = g[np.isfinite(g)]
     if len(g) < 0.5 * BOOTSTRAP_RESAMPLES:
         return float("nan"), float("nan")
