@@ -1,58 +1,88 @@
-"""Wall time of a profile's model grid (train + measure), sequential vs Ray tasks, from empty caches.
+"""Wall time of a profile's model grid (train + measure) four ways, from empty caches, each in a fresh process.
 
-    python benchmarks/ray_grid.py [--profile quick] [--cpus-per-task 1] [-p KEY=VALUE ...]
+    python benchmarks/ray_grid.py --profile ablation [--profile quick] [-p KEY=VALUE ...]
 
-Sequential: `results.train_all` + `experiment_results` in this process, as the
-notebooks do. Ray: `distributed.run_grid` on a local Ray started with every
-CPU (or a GPU fraction per task with -p ray_gpus=0.25). Prints both times,
-the speed-up, and whether every weight file and metric came out identical.
+- sequential: `results.train_all` + `experiment_results`, as notebook 00 does, all cores, default numerics;
+- sequential portable: the same with `cpu_portable` (ATen convolutions, MKL in CNR mode);
+- Ray, 1 thread per task: a local Ray with every CPU, `ray_cpus=1`, portable (the runner's default);
+- Ray, all cores per task: `ray_cpus` = every CPU, portable.
+
+Prints wall time, speed-up over sequential, and whether the Ray grids' weights and numbers are bit-identical to
+the sequential portable run.
 """
 
 import argparse
+import os
+import subprocess
+import sys
 import tempfile
 import time
 
-import pandas as pd
-
 from bnlib import params, results
 from bnlib.cache import Artifact
-from bnlib.distributed import require_ray, run_grid, start_ray
+from bnlib.config import PORTABLE_ENV
 from bnlib.runner import parse_overrides
+
+MODES = {"sequential": {}, "sequential portable": {"cpu_portable": True},
+         "Ray, 1 thread per task": {"cpu_portable": True, "ray_cpus": 1},
+         "Ray, all cores per task": {"cpu_portable": True, "ray_cpus": os.cpu_count()}}
+
+
+def child(profile: str, overrides: dict, cache: str, ray: bool) -> None:
+    P = params.resolve(profile, **overrides, cache_dir=cache)
+    t0 = time.perf_counter()
+    if ray:
+        from bnlib.distributed import run_grid
+
+        run_grid(P, log=lambda s: None)  # starts and stops a local Ray with every CPU: part of the cost
+    models = results.train_all(P, log=lambda s: None)
+    results.experiment_results(P, models, log=lambda s: None)
+    print(f"seconds {time.perf_counter() - t0:.3f}")
+
+
+def grid(profile: str, overrides: dict, cache: str):
+    P = params.resolve(profile, **overrides, cache_dir=cache)
+    models = results.train_all(P, log=lambda s: None)
+    weights = [Artifact(c, cache).weights_sha256() for c in P.train_configs()]
+    return weights, results.experiment_results(P, models, log=lambda s: None).reset_index(drop=True)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profile", default="quick")
+    ap.add_argument("--profile", action="append")
     ap.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    overrides = parse_overrides(args.param) | {"notebooks": ["00_models"]}
-    ray = require_ray()
-    with tempfile.TemporaryDirectory() as seq_cache, tempfile.TemporaryDirectory() as ray_cache:
-        P_seq = params.resolve(args.profile, **overrides, cache_dir=seq_cache)
-        P_ray = params.resolve(args.profile, **overrides, cache_dir=ray_cache)
-        t0 = time.perf_counter()
-        models = results.train_all(P_seq, log=lambda s: None)
-        want = results.experiment_results(P_seq, models, log=lambda s: None)
-        sequential = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        start_ray()
-        run_grid(P_ray)
-        distributed = time.perf_counter() - t0
-        resources = ray.cluster_resources()
-        ray.shutdown()
-        got = results.experiment_results(P_ray, results.train_all(P_ray, log=lambda s: None), log=lambda s: None)
-        same_weights = all(Artifact(c, seq_cache).weights_sha256() == Artifact(c, ray_cache).weights_sha256()
-                           for c in P_seq.train_configs())
-        same_numbers = want.reset_index(drop=True).equals(got.reset_index(drop=True))
-    n = len(P_seq.train_configs())
-    print(f"| grid | models | sequential | Ray ({int(resources.get('CPU', 0))} CPUs, {P_ray.ray_cpus:g} per task) | "
-          f"speed-up | identical weights | identical numbers |")
+    overrides = parse_overrides(args.param) | {"notebooks": ["00_models"], "device": "cpu"}
+    if args.child:
+        mode, profile, cache = args.child
+        child(profile, overrides | MODES[mode], cache, mode.startswith("Ray"))
+        return
+    print(f"{os.cpu_count()} CPUs; each mode from an empty cache in a fresh process")
+    print("| grid | models | mode | wall | speed-up | weights = sequential portable | numbers = sequential portable |")
     print("|---|---|---|---|---|---|---|")
-    print(f"| {args.profile} | {n} | {sequential:.0f} s | {distributed:.0f} s (incl. Ray start) | "
-          f"{sequential / distributed:.2f}x | {same_weights} | {same_numbers} |")
+    for profile in args.profile or ["quick"]:
+        with tempfile.TemporaryDirectory() as root:
+            seconds, caches = {}, {}
+            for mode, extra in MODES.items():
+                caches[mode] = os.path.join(root, mode.replace(" ", "-").replace(",", ""))
+                env = os.environ | (PORTABLE_ENV if extra.get("cpu_portable") else {})
+                out = subprocess.run([sys.executable, __file__, "--child", mode, profile, caches[mode],
+                                      *sum((["-p", p] for p in args.param), [])],
+                                     env=env, check=True, capture_output=True, text=True)
+                seconds[mode] = float(out.stdout.split("seconds")[-1])
+            ref_weights, ref_numbers = grid(profile, overrides | MODES["sequential portable"],
+                                            caches["sequential portable"])
+            n = len(ref_weights)
+            for mode, extra in MODES.items():
+                same = ""
+                if mode.startswith("Ray"):
+                    weights, numbers = grid(profile, overrides | extra, caches[mode])
+                    same = (weights == ref_weights, numbers.equals(ref_numbers))
+                print(f"| {profile} | {n} | {mode} | {seconds[mode]:.0f} s | "
+                      f"{seconds['sequential'] / seconds[mode]:.2f}x | "
+                      f"{same[0] if same else '—'} | {same[1] if same else '—'} |", flush=True)
 
 
 if __name__ == "__main__":
-    pd.set_option("display.width", 200)
     main()

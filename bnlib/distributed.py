@@ -12,10 +12,16 @@ Ray runs locally with no setup (no address) or joins a cluster (`auto`,
 `ray://host:10001`). A task a worker dies in is retried (`max_retries`); a
 task that raises is retried too, and one that still fails is reported without
 losing the others. A diverged or failed-to-learn model is a result like any
-other. Bit-identity with a sequential run: a task pins torch to the driver's
-thread count, which (with the CPU's kernels) sets the floating-point order on
-CPU; with `cpu_portable` the order depends on neither, and a task uses the one
-thread Ray gives it.
+other.
+
+Threads follow the CPUs a task asks for (`ray_cpus`; "auto" is 1 for cnn4,
+whose small convolutions use more cores poorly, and every CPU of the largest
+node for VGG-16): torch, OpenMP and BLAS run exactly that many threads, so no
+node is oversubscribed. On CPU the runner turns on `cpu_portable` for Ray runs
+(ATen convolutions, MKL in CNR mode), whose bits depend on neither the thread
+count nor the instruction set: a Ray grid equals a sequential `cpu_portable`
+run bit for bit. Turned off, the numbers differ from a sequential run in the
+last bits, which training amplifies (README: Reproducibility).
 """
 
 from __future__ import annotations
@@ -41,9 +47,11 @@ def require_ray():
 
 
 def _train_and_measure(config_json: dict, params_json: dict, data, reps, probe, threads: int,
-                       views: bool) -> dict[str, bytes]:
-    """One Ray task: train `config` into a private cache, measure it, return its artifact's files."""
+                       views: bool) -> tuple[str, dict[str, bytes]]:
+    """One Ray task: train `config` into a private cache, measure it; return (its node, its artifact's files)."""
+    import ray
     import torch
+    from threadpoolctl import threadpool_limits
 
     from . import results
     from .config import TrainConfig
@@ -53,11 +61,12 @@ def _train_and_measure(config_json: dict, params_json: dict, data, reps, probe, 
     config = TrainConfig.model_validate(config_json)
     with tempfile.TemporaryDirectory(prefix="bnlib-ray-") as cache:
         params = ExperimentParams.model_validate(params_json | {"cache_dir": cache, "progress": False})
-        trained = get_or_train(config, cache_dir=cache, data=data)
-        results.measure_model(trained, reps, params)
-        if views:
-            results.model_views(trained, reps, probe, params)
-        return Artifact(config, cache).export_files()
+        with threadpool_limits(threads):  # BLAS and OpenMP pools too, whatever the worker started with
+            trained = get_or_train(config, cache_dir=cache, data=data)
+            results.measure_model(trained, reps, params)
+            if views:
+                results.model_views(trained, reps, probe, params)
+        return ray.get_runtime_context().get_node_id(), Artifact(config, cache).export_files()
 
 
 def start_ray(address: str | None = None, **kwargs) -> None:
@@ -76,12 +85,16 @@ def start_ray(address: str | None = None, **kwargs) -> None:
                  configure_logging=True, **kwargs)
 
 
-def blas_threads() -> int:
-    """How many threads numpy's BLAS uses in this process: a Ray task must use as many to sum in the same order."""
-    from threadpoolctl import threadpool_info
+def task_cpus(params: ExperimentParams, node_cpus: list[float]) -> float:
+    """The CPUs one model's task asks for: `ray_cpus`, or for "auto" 1 for cnn4 and a whole node for VGG-16."""
+    if params.ray_cpus != "auto":
+        return params.ray_cpus
+    return 1.0 if params.arch == "cnn4" else float(max(1, int(max(node_cpus, default=1))))
 
-    counts = [pool["num_threads"] for pool in threadpool_info() if pool.get("user_api") == "blas"]
-    return max(counts) if counts else 1
+
+DRIFT_NOTE = ("ray: cpu_portable is off, so each task's numbers depend on its thread count and CPU: expect them to "
+              "differ from a sequential run in the last bits, which training amplifies (up to 0.008 in a smoke "
+              "model's metrics across thread counts and instruction sets; README: Reproducibility)")
 
 
 def _log(text: str) -> None:
@@ -96,14 +109,14 @@ def run_grid(params: ExperimentParams, address: str | None = None, log=_log) -> 
     local Ray; "auto" or "ray://host:port" joins a running cluster.
     """
     ray = require_ray()
-    import torch
     from tqdm import tqdm
 
     from . import results
-    from .train import load_train_test
+    from .train import load_train_test, resolve_device
 
     missing = [c for c in params.train_configs() if not Artifact(c, params.cache_dir).is_complete()]
-    counts = {"cached": len(params.train_configs()) - len(missing), "trained": 0, "failed": 0}
+    counts = {"cached": len(params.train_configs()) - len(missing), "trained": 0, "failed": 0, "nodes": 0}
+    nodes: dict[str, int] = {}
     if not missing:
         log(f"ray: all {counts['cached']} models are in the cache; nothing to run")
         return counts
@@ -117,11 +130,14 @@ def run_grid(params: ExperimentParams, address: str | None = None, log=_log) -> 
             f"{resources.get('GPU', 0):g} GPUs ({address or 'local'}); {counts['cached']} already cached")
         from .config import PORTABLE_ENV
 
-        threads = max(1, int(params.ray_cpus)) if params.cpu_portable else torch.get_num_threads()
-        # numpy's BLAS sums the silhouette's tiles: as many threads as here, or the last bits differ
-        env = {"OPENBLAS_NUM_THREADS": str(blas_threads()), "OMP_NUM_THREADS": str(threads)}
+        cpus = task_cpus(params, [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")])
+        threads = max(1, int(cpus))
+        if not params.cpu_portable and resolve_device(params.device).type == "cpu":
+            log(DRIFT_NOTE)
+        log(f"ray: each task asks for {cpus:g} CPU(s) and {params.ray_gpus:g} GPU(s) and runs {threads} thread(s)")
+        env = {k: str(threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
         runtime_env = {"env_vars": env | (PORTABLE_ENV if params.cpu_portable else {})}
-        task = ray.remote(_train_and_measure).options(num_cpus=params.ray_cpus, num_gpus=params.ray_gpus,
+        task = ray.remote(_train_and_measure).options(num_cpus=cpus, num_gpus=params.ray_gpus,
                                                        max_retries=MAX_RETRIES, retry_exceptions=True,
                                                        runtime_env=runtime_env)
         data = ray.put(load_train_test(missing[0], params.data_dir))
@@ -138,7 +154,9 @@ def run_grid(params: ExperimentParams, address: str | None = None, log=_log) -> 
             done, _ = ray.wait(list(pending), num_returns=1)
             config = pending.pop(done[0])
             try:
-                trained = Artifact(config, params.cache_dir).import_files(ray.get(done[0]))
+                node, files = ray.get(done[0])
+                trained = Artifact(config, params.cache_dir).import_files(files)
+                nodes[node] = nodes.get(node, 0) + 1
             except Exception as exc:  # one model's failure must not lose the others'
                 counts["failed"] += 1
                 log(f"ray: {config.arch}/{config.norm}/seed{config.seed} FAILED after {MAX_RETRIES} retries: {exc}")
@@ -152,5 +170,6 @@ def run_grid(params: ExperimentParams, address: str | None = None, log=_log) -> 
         if started_here:
             ray.shutdown()
     log(f"ray: {counts['trained']} trained, {counts['failed']} failed, {counts['cached']} cached "
-        f"in {time.perf_counter() - t0:.0f}s")
+        f"in {time.perf_counter() - t0:.0f}s, on {len(nodes)} node(s)")
+    counts["nodes"] = len(nodes)
     return counts

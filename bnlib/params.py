@@ -15,12 +15,14 @@ import types
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 import yaml
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from .config import STRICT, Arch, ConfigError, Dataset, Init, LearningRate, Norm, TrainConfig, Width, validated
 from .data import DATASET_SIZES
 from .io import RUNNER_ENV
+from .kernels import native_bf16
 from .paths import FIGURES_DIR, PARAMS_DIR, REPO_ROOT
 
 # Set by the runner for the kernels it starts: the checkout whose bnlib and params/ the run must use.
@@ -81,7 +83,7 @@ class ExperimentParams(BaseModel):
     # where and how to run
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool = True
-    cpu_bf16: bool = False
+    cpu_bf16: bool | Literal["auto"] = "auto"  # auto: bf16 autocast only on a CPU with native bf16 (bnlib.kernels)
     cpu_portable: bool = False
     channels_last: bool = True
     compile: bool = False
@@ -89,7 +91,7 @@ class ExperimentParams(BaseModel):
     data_dir: str | None = None
     cache_dir: str | None = None
     output_dir: str | None = None
-    ray_cpus: float = Field(1.0, gt=0)  # CPUs one model's Ray task asks for (runner --ray)
+    ray_cpus: float | Literal["auto"] = "auto"  # CPUs (= threads) of one model's Ray task; auto: cnn4 1, vgg16 a node
     ray_gpus: float = Field(0.0, ge=0, le=8)  # GPUs one task asks for; 0.25 lets four models share a GPU
     notebooks: list[str] | None = None  # which notebooks `make figures` runs for this profile; None = 00-04
 
@@ -98,6 +100,13 @@ class ExperimentParams(BaseModel):
     def _seeds(cls, v):
         if len(set(v)) != len(v) or min(v) < 0:
             raise ValueError("seeds must be distinct non-negative integers")
+        return v
+
+    @field_validator("ray_cpus")
+    @classmethod
+    def _ray_cpus(cls, v):
+        if v != "auto" and not 0 < v <= 1024:
+            raise ValueError("ray_cpus must be 'auto' or a number of CPUs above 0")
         return v
 
     @field_validator("norms")
@@ -150,8 +159,16 @@ class ExperimentParams(BaseModel):
                            weight_decay=self.weight_decay, epochs=self.epochs,
                            lr_schedule=self.lr_schedule, batch_size=self.batch_size,
                            augment=self.augment, train_subset=self.train_subset, width=self.width, init=self.init,
-                           device=self.device, bf16=self.bf16, cpu_bf16=self.cpu_bf16, cpu_portable=self.cpu_portable,
+                           device=self.device, bf16=self.bf16, cpu_bf16=self.resolved_cpu_bf16(), cpu_portable=self.cpu_portable,
                            channels_last=self.channels_last, compile=self.compile)
+
+    def resolved_cpu_bf16(self) -> bool:
+        """`cpu_bf16` as trained with: "auto" is bf16 on a CPU with native bf16, else float32 (and off on a GPU,
+        where it means nothing). The resolved value is part of each model's cache key."""
+        if self.cpu_bf16 != "auto":
+            return self.cpu_bf16
+        on_cpu = self.device == "cpu" or (self.device == "auto" and not torch.cuda.is_available())
+        return on_cpu and native_bf16()
 
     def train_configs(self) -> list[TrainConfig]:
         return [self.train_config(norm, seed) for norm in self.norms for seed in self.seeds]

@@ -84,6 +84,11 @@ def _measure_key(params: ExperimentParams) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def cached_table_names(params: ExperimentParams) -> list[str]:
+    """The per-model tables a profile measures and caches in each artifact's results/ folder."""
+    return [f"metrics-{_measure_key(params)}.csv", f"views-{_views_key(params)}.csv"]
+
+
 def _portable_spec(params: ExperimentParams) -> dict:
     """cpu_portable changes the captured numbers: part of a result's key when on (absent when off, as before)."""
     return {"cpu_portable": True} if params.cpu_portable else {}
@@ -123,7 +128,7 @@ def measure_model(trained: TrainedModel, reps: ImageData, params: ExperimentPara
     A layer whose activations are non-finite makes the run "diverged" on the
     spot, with the layer named as the reason.
     """
-    name = f"metrics-{_measure_key(params)}.csv"
+    name = cached_table_names(params)[0]
     artifact, cached = _cached_table(trained, params, name)
     if cached is not None:
         return cached
@@ -196,7 +201,7 @@ def experiment_results(params: ExperimentParams, models: list[TrainedModel] | No
     return pd.concat(frames, ignore_index=True)
 
 
-TIMING_COLUMNS = ("train_seconds", "seconds")  # wall clock: never part of a reproducible table
+TIMING_COLUMNS = ("train_seconds", "seconds", "machine")  # wall clock and where: never in a reproducible table
 
 
 def history_table(models: list[TrainedModel], timings: bool = False) -> pd.DataFrame:
@@ -253,7 +258,7 @@ def model_views(trained: TrainedModel, reps: ImageData, probe: ImageData, params
     `probe_max_features` features, else the spatial-mean-pooled one; the row
     "probe_features" says which. An excluded model has no rows.
     """
-    name = f"views-{_views_key(params)}.csv"
+    name = cached_table_names(params)[1]
     artifact, cached = _cached_table(trained, params, name)
     if cached is not None:
         return cached

@@ -32,6 +32,7 @@ from pathlib import Path
 import yaml
 
 from .config import PORTABLE_ENV, ConfigError
+from .estimate import estimate, format_duration
 from .io import atomic_path
 from .params import CHECKOUT_ENV, PLACEMENT_KEYS, ExperimentParams, resolve
 from .paths import REPO_ROOT, resolve_cache_dir
@@ -229,6 +230,24 @@ def parse_overrides(items: list[str]) -> dict:
     return overrides
 
 
+def ray_overrides(profile: str, overrides: dict) -> dict:
+    """A Ray run on CPU uses `cpu_portable` unless told otherwise: its bits then match a sequential portable run
+    whatever thread count each task gets. The notebooks after it must use the same key to find its models."""
+    params = resolve(profile, **overrides)
+    on_cpu = params.device == "cpu" or (params.device == "auto" and not _cuda_available())
+    if on_cpu and "cpu_portable" not in overrides and not params.cpu_portable:
+        print("ray: cpu_portable on (bit-identical for any thread count); -p cpu_portable=false turns it off",
+              file=sys.stderr)
+        return overrides | {"cpu_portable": True}
+    return overrides
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default=DEFAULT_PROFILE, help="a params/<profile>.yaml (default: quick)")
@@ -242,9 +261,13 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         overrides = parse_overrides(args.param)
+        if args.ray:
+            overrides = ray_overrides(args.profile, overrides)
         params = resolve(args.profile, **overrides)
         names = args.notebook or params.notebook_list()
         t0 = time.perf_counter()
+        expected = estimate(params, names)  # a few training steps on this machine, before the long work
+        print(expected.describe(), flush=True)
         if args.ray:
             from .distributed import run_grid
 
@@ -257,7 +280,8 @@ def main(argv=None) -> int:
         print(f"stopped ({exc or 'interrupted'}); re-running the same command resumes from the cache", file=sys.stderr)
         return 130
     figures = sorted({p.name for p in params.figures_dir().glob("*.png")})
-    print(f"summary: {len(written)} notebook(s) in {time.perf_counter() - t0:.0f}s; figures in "
+    print(f"summary: {len(written)} notebook(s) in {time.perf_counter() - t0:.0f}s (expected "
+          f"{format_duration(expected.total)}); figures in "
           f"{_display(params.figures_dir())}/: {', '.join(figures) or 'none'}")
     return 0
 

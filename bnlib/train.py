@@ -26,6 +26,7 @@ from .cache import (USABLE, Artifact, TrainedModel, all_finite, artifact_dir, co
 from .config import PORTABLE_ENV, ConfigError, TrainConfig
 from .data import ImageData, load_dataset, stratified_indices
 from .io import console
+from .kernels import machine_class
 from .models import check_input_shape
 
 EVAL_BATCH = 1000
@@ -183,6 +184,7 @@ def train(config: TrainConfig, train_data: ImageData, test_data: ImageData, *,
     bar = tqdm(total=steps * (config.epochs - start_epoch), disable=not show, file=stream,
                desc=f"{config.arch}/{config.norm}/seed{config.seed}", leave=False)
     non_finite = False
+    machine = machine_class() if device.type == "cpu" else torch.cuda.get_device_name(device)  # whose timings
     try:
         for epoch in range(start_epoch, config.epochs):
             t0 = time.perf_counter()
@@ -212,7 +214,7 @@ def train(config: TrainConfig, train_data: ImageData, test_data: ImageData, *,
                 bar.update(1)
             train_loss = loss_sum.item() / n  # the epoch's one host sync
             record = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc_running": correct.item() / n,
-                      "train_seconds": time.perf_counter() - t0}
+                      "train_seconds": time.perf_counter() - t0, "machine": machine}
             record["test_loss"], record["test_acc"] = (float("nan"), float("nan")) if not math.isfinite(train_loss) \
                 else evaluate(model, test_data, device, bf16=config.bf16, channels_last=config.channels_last,
                               cpu_bf16=config.cpu_bf16)

@@ -1,5 +1,13 @@
-"""The model grid on a local Ray cluster (2 CPUs) gives exactly the sequential numbers, even when a worker dies."""
+"""Ray scale-out on a local two-node cluster (a head and a worker node, 1 CPU each, on this machine).
 
+The grid equals a sequential `cpu_portable` run bit for bit, although each task runs one thread and the
+reference two; tasks land on both nodes and return their artifacts without a shared filesystem; a worker
+killed mid-training is retried.
+"""
+
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -8,6 +16,7 @@ import pytest
 
 from bnlib import params, results
 from bnlib.cache import Artifact
+from bnlib.config import PORTABLE_ENV
 
 ray = pytest.importorskip("ray", reason="Ray is the optional extra: pip install -e '.[ray]'")
 psutil = pytest.importorskip("psutil")
@@ -16,31 +25,51 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def local_ray():
+def two_nodes():
+    """A head node and one worker node, each a separate raylet with 1 CPU: Ray's documented local test cluster."""
+    from ray.cluster_utils import Cluster
+
     from bnlib.distributed import start_ray
 
-    start_ray(num_cpus=2, object_store_memory=200 * 2**20)
-    yield
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": 150 * 2**20})
+    cluster.add_node(num_cpus=1, object_store_memory=150 * 2**20)
+    cluster.wait_for_nodes()
+    start_ray(cluster.address)
+    yield cluster
     ray.shutdown()
+    cluster.shutdown()
 
 
-def smoke(cache) -> params.ExperimentParams:
+def smoke(cache, **overrides) -> params.ExperimentParams:
     # 600 measured samples: the silhouette's BLAS products are large enough to run multi-threaded
-    return params.resolve("smoke", cache_dir=str(cache), n_represent=600,
-                          notebooks=["00_models", "04_clustering_views"])
+    return params.resolve("smoke", cache_dir=str(cache), n_represent=600, device="cpu", cpu_portable=True,
+                          notebooks=["00_models", "04_clustering_views"], **overrides)
+
+
+REFERENCE = r"""
+import sys
+from bnlib import params, results
+P = params.resolve("smoke", cache_dir=sys.argv[1], n_represent=600, device="cpu", cpu_portable=True,
+                   notebooks=["00_models", "04_clustering_views"])
+models = results.train_all(P, log=lambda s: None)
+results.experiment_results(P, models, log=lambda s: None)
+results.clustering_views(P, models)
+"""
 
 
 @pytest.fixture(scope="module")
 def sequential(tmp_path_factory):
-    """The smoke grid trained and measured one model after another in this process: the reference."""
-    P = smoke(tmp_path_factory.mktemp("sequential"))
-    models = results.train_all(P, log=lambda s: None)
-    return P, results.experiment_results(P, models, log=lambda s: None), results.clustering_views(P, models)
+    """The smoke grid trained and measured one model after another with two threads: the reference."""
+    cache = tmp_path_factory.mktemp("sequential")
+    env = os.environ | PORTABLE_ENV | {"OMP_NUM_THREADS": "2"}
+    subprocess.run([sys.executable, "-c", REFERENCE, str(cache)], env=env, check=True, timeout=600)
+    P = smoke(cache)
+    return P, *grid_numbers(P)
 
 
 def grid_numbers(P):
     models = results.train_all(P, log=lambda s: None)
-    assert all(m.from_cache for m in models), "every model should have come back from a Ray task"
+    assert all(m.from_cache for m in models), "every model should be in the cache already"
     return results.experiment_results(P, models, log=lambda s: None), results.clustering_views(P, models)
 
 
@@ -51,19 +80,21 @@ def assert_identical(P_ray, P_seq, got, want):
         assert Artifact(config, P_ray.cache_dir).weights_sha256() == Artifact(config, P_seq.cache_dir).weights_sha256()
 
 
-def test_ray_grid_is_bit_identical_to_sequential(local_ray, sequential, tmp_path):
+def test_a_two_node_grid_is_bit_identical_to_sequential_portable(two_nodes, sequential, tmp_path):
     from bnlib.distributed import run_grid
 
     P_seq, *want = sequential
     P = smoke(tmp_path / "ray")
     lines = []
     counts = run_grid(P, log=lines.append)
-    assert counts == {"cached": 0, "trained": 4, "failed": 0}, lines
+    assert counts == {"cached": 0, "trained": 4, "failed": 0, "nodes": 2}, lines  # the worker node ran some
+    assert any("runs 1 thread(s)" in line for line in lines), lines
     assert_identical(P, P_seq, grid_numbers(P), want)
-    assert run_grid(P, log=lines.append) == {"cached": 4, "trained": 0, "failed": 0}  # a re-run resumes from the cache
+    again = run_grid(P, log=lines.append)  # a re-run resumes from the cache
+    assert again == {"cached": 4, "trained": 0, "failed": 0, "nodes": 0}
 
 
-def test_a_killed_worker_is_retried_and_nothing_changes(local_ray, sequential, tmp_path):
+def test_a_killed_worker_is_retried_and_nothing_changes(two_nodes, sequential, tmp_path):
     from bnlib.distributed import run_grid
 
     P_seq, *want = sequential
@@ -85,8 +116,26 @@ def test_a_killed_worker_is_retried_and_nothing_changes(local_ray, sequential, t
     counts = run_grid(P, log=lambda s: None)
     killer.join()
     assert killed, "no training worker was seen to kill"
-    assert counts == {"cached": 0, "trained": 4, "failed": 0}
+    assert counts["trained"] == 4 and counts["failed"] == 0
     assert_identical(P, P_seq, grid_numbers(P), want)
+
+
+def test_threads_follow_the_cpus_a_task_asks_for():
+    from bnlib.distributed import task_cpus
+
+    assert task_cpus(params.resolve("smoke"), [16.0, 8.0]) == 1  # cnn4: one thread a model
+    assert task_cpus(params.resolve("cifar10-cpu"), [16.0, 8.0]) == 16  # VGG-16: the largest node
+    assert task_cpus(params.resolve("smoke", ray_cpus=4), [16.0]) == 4
+    with pytest.raises(Exception, match="ray_cpus"):
+        params.resolve("smoke", ray_cpus=0)
+
+
+def test_ray_runs_turn_on_portable_numerics_unless_told_not_to(capsys):
+    from bnlib.runner import ray_overrides
+
+    assert ray_overrides("smoke", {"device": "cpu"})["cpu_portable"] is True
+    assert "cpu_portable on" in capsys.readouterr().err
+    assert ray_overrides("smoke", {"device": "cpu", "cpu_portable": False})["cpu_portable"] is False
 
 
 def test_ray_missing_stops_with_the_install_command(monkeypatch):

@@ -1,0 +1,175 @@
+"""How long a profile will take on this machine, measured before the long work starts.
+
+`estimate(params)` times a few real training steps of each variant still to
+train (the profile's own batch size, precision and memory format, on synthetic
+inputs of the dataset's shape) and the machine's float64 GEMM rate, then counts
+the work that is left:
+
+- training: steps per epoch x epochs x the measured seconds a step, plus one
+  forward pass of the test set per epoch and of the training set at the end
+  (a forward costs about a third of a training step);
+- measuring: the pairwise distances of every clustering view, proportional to
+  sum over layers of n_represent^2 x the layer's width, at the measured GEMM
+  rate, times MEASURE_WORK (the passes the views make over those pairs, fitted
+  once on the quick profile), plus the forward passes that capture the layers;
+- a fixed cost per notebook (kernel start, imports, figures), and the UMAP panels.
+
+Models already in the cache, and their measured tables, cost nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .kernels import machine_class
+from .models import INPUT_SHAPES, build_model, hidden_layers
+from .params import ExperimentParams
+
+TIMED_STEPS = 2  # after one warm-up step
+FORWARD_SHARE = 1 / 3  # a forward pass costs about this share of a training step
+# Fitted once, on the quick profile on a 2-core AVX-512 EPYC (benchmarks/README.md: "Time estimates"):
+MEASURE_WORK = 9.0  # GEMM-equivalent passes over n^2 x width per layer and model: metrics, views and CKA together
+NOTEBOOK_SECONDS = 12.0  # kernel start, imports, plots and saving, per notebook
+UMAP_SECONDS_PER_1000_POINTS = 7.0  # one UMAP panel (numba compiled), per 1,000 embedded points
+
+
+@dataclass
+class Estimate:
+    train_seconds: float
+    measure_seconds: float
+    fixed_seconds: float
+    models_to_train: int
+    models_to_measure: int
+    precision: str
+
+    @property
+    def total(self) -> float:
+        return self.train_seconds + self.measure_seconds + self.fixed_seconds
+
+    def describe(self) -> str:
+        return (f"expected: about {format_duration(self.total)} on this CPU ({self.precision}; {machine_class()}): "
+                f"training {self.models_to_train} model(s) {format_duration(self.train_seconds)}, "
+                f"measuring {self.models_to_measure} {format_duration(self.measure_seconds)}, "
+                f"notebooks {format_duration(self.fixed_seconds)}")
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def _input_shape(params: ExperimentParams) -> tuple[int, ...]:
+    return INPUT_SHAPES[params.arch]
+
+
+def step_seconds(params: ExperimentParams, norm: str) -> float:
+    """Seconds of one training step of `norm`'s model at the profile's batch size and precision, on this CPU."""
+    from .train import _autocast, make_optimizer, resolve_device
+
+    config = params.train_config(norm, params.seeds[0])
+    device = resolve_device(config.device)
+    torch.manual_seed(0)
+    model = build_model(config.arch, config.norm, width=config.width).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(config, model)
+    batch = min(config.batch_size, config.train_subset or config.batch_size)
+    x = torch.randn(batch, *_input_shape(params), device=device)
+    if config.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (batch,), device=device)
+    timings = []
+    for _ in range(1 + TIMED_STEPS):
+        t0 = time.perf_counter()
+        with _autocast(device, config.bf16, config.cpu_bf16):
+            loss = F.cross_entropy(model(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        timings.append(time.perf_counter() - t0)
+    return float(np.median(timings[1:])) * config.batch_size / batch
+
+
+def gemm_rate() -> float:
+    """float64 GEMM flop/s of this machine on a silhouette-tile-sized product (numpy's BLAS, as the views use)."""
+    a = np.random.default_rng(0).standard_normal((512, 2048))
+    a @ a.T
+    t0 = time.perf_counter()
+    for _ in range(3):
+        a @ a.T
+    return 3 * 2 * 512 * 2048 * 512 / (time.perf_counter() - t0)
+
+
+def layer_widths(params: ExperimentParams) -> dict[str, int]:
+    """The flattened width of each measured hidden layer."""
+    model = build_model(params.arch, params.norms[0], width=params.width).eval()
+    widths, wanted = {}, set(params.hidden_layers())
+    handles = [module.register_forward_hook(lambda m, i, o, name=name: widths.__setitem__(name, o[0].numel()))
+               for name, module in hidden_layers(model).items() if name in wanted]
+    with torch.no_grad():
+        model(torch.zeros(1, *_input_shape(params)))
+    for h in handles:
+        h.remove()
+    return widths
+
+
+def _sizes(params: ExperimentParams) -> tuple[int, int]:
+    from .data import DATASET_SIZES
+
+    n_train, n_test = DATASET_SIZES[params.dataset]
+    return min(n_train, params.train_subset or n_train), n_test
+
+
+def _missing(params: ExperimentParams):
+    """(configs with no trained model in the cache, configs whose measured tables are not all cached)."""
+    from .results import cached_table_names
+    from .train import artifact_dir
+
+    untrained, unmeasured = [], []
+    for config in params.train_configs():
+        folder = artifact_dir(config, params.cache_dir)
+        if not (folder / "meta.json").is_file():
+            untrained.append(config)
+        if not all((folder / "results" / name).is_file() for name in cached_table_names(params)):
+            unmeasured.append(config)
+    return untrained, unmeasured
+
+
+def estimate(params: ExperimentParams, notebooks: list[str] | None = None) -> Estimate:
+    """The expected wall time of running `notebooks` (default: the profile's) on this machine, now."""
+    notebooks = notebooks or params.notebook_list()
+    untrained, unmeasured = _missing(params)
+    n_train, n_test = _sizes(params)
+    steps = math.ceil(n_train / params.batch_size) * params.epochs
+    forward_images = n_test * params.epochs + n_train
+    train_seconds = 0.0
+    for norm in sorted({c.norm for c in untrained}):
+        per_step = step_seconds(params, norm)
+        count = sum(c.norm == norm for c in untrained)
+        train_seconds += count * per_step * (steps + FORWARD_SHARE * forward_images / params.batch_size)
+    measure_seconds = 0.0
+    if unmeasured:
+        widths = layer_widths(params)
+        pairs = params.n_represent ** 2 * sum(widths.values())
+        per_model = MEASURE_WORK * 2 * pairs / gemm_rate()
+        # capture: one forward of the measured and probe images per layer (each stops at its layer)
+        captured = (params.n_represent + params.probe_test_samples) * len(widths) / 2
+        per_model += FORWARD_SHARE * captured / params.batch_size * step_seconds(params, params.norms[0])
+        measure_seconds = len(unmeasured) * per_model
+    fixed = NOTEBOOK_SECONDS * len(notebooks)
+    if "03_umap" in notebooks and unmeasured:
+        fixed += UMAP_SECONDS_PER_1000_POINTS * params.umap_samples / 1000 * len(params.umap_layers) * len(params.norms)
+    precision = "bf16 autocast" if params.resolved_cpu_bf16() else "float32"
+    if params.cpu_bf16 == "auto" and not params.resolved_cpu_bf16():
+        precision += "; no native bf16"
+    return Estimate(train_seconds, measure_seconds, fixed, len(untrained), len(unmeasured), precision)
