@@ -16,6 +16,7 @@ import os
 import time
 import warnings
 from collections import defaultdict
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -121,7 +122,32 @@ def _capture_finite(trained: TrainedModel, artifact: Artifact | None, layer: str
     return acts
 
 
+@contextmanager
+def _portable_sums(params: ExperimentParams):
+    """With `cpu_portable`, the measures run on one thread (torch's and BLAS's): torch, OpenBLAS and scikit-learn sum
+    in another order with another thread count (between 1 and 2 threads the silhouette moved by 1e-10 and a probe
+    accuracy by 0.001), and a portable run must give the same numbers on any thread count, e.g. in a one-CPU Ray
+    task. Default runs keep every thread."""
+    if not params.cpu_portable:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def measure_model(trained: TrainedModel, reps: ImageData, params: ExperimentParams) -> pd.DataFrame:
+    with _portable_sums(params):
+        return _measure_model(trained, reps, params)
+
+
+def _measure_model(trained: TrainedModel, reps: ImageData, params: ExperimentParams) -> pd.DataFrame:
     """The tidy rows of one model: every layer metric, plus accuracies. Read from the verified cache when present.
 
     A run that is not usable (diverged or failed) gets its accuracy rows only.
@@ -252,6 +278,11 @@ def layer_views(acts: torch.Tensor, labels: torch.Tensor, test_acts: torch.Tenso
 
 
 def model_views(trained: TrainedModel, reps: ImageData, probe: ImageData, params: ExperimentParams) -> pd.DataFrame:
+    with _portable_sums(params):
+        return _model_views(trained, reps, probe, params)
+
+
+def _model_views(trained: TrainedModel, reps: ImageData, probe: ImageData, params: ExperimentParams) -> pd.DataFrame:
     """The tidy view rows of one model (same columns as `measure_model`), cached next to its weights.
 
     The linear probe sees the full flattened representation when it has at most
@@ -296,6 +327,11 @@ def clustering_views(params: ExperimentParams, models: list[TrainedModel]) -> pd
 
 
 def cka_table(params: ExperimentParams, models: list[TrainedModel], a: str = "batch", b: str = "none") -> pd.DataFrame:
+    with _portable_sums(params):
+        return _cka_table(params, models, a, b)
+
+
+def _cka_table(params: ExperimentParams, models: list[TrainedModel], a: str = "batch", b: str = "none") -> pd.DataFrame:
     """Linear CKA per layer between models: `a` vs `b` of the same seed, and seed vs seed within each variant.
 
     Columns: layer_index, layer, pair ("a vs b", "a vs a", "b vs b"), seed_1, seed_2, cka.

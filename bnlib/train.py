@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Callable
@@ -264,8 +265,11 @@ def portable_cpu(enabled: bool):
         raise ConfigError(f"key 'cpu_portable' = True needs {setting} in the environment before Python starts "
                           f"(MKL reads it once). The runner sets it for its kernels; for JupyterLab start it as "
                           f"`{setting} make lab`, or set cpu_portable: false")
-    with torch.backends.mkldnn.flags(enabled=False):
-        yield
+    with warnings.catch_warnings():
+        # torch's flags() re-sets every oneDNN option and notes that TF32 is for Intel GPUs: nothing to act on
+        warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN", category=UserWarning)
+        with torch.backends.mkldnn.flags(enabled=False):
+            yield
 
 
 def get_or_train(config: TrainConfig, data_dir=None, cache_dir=None, *,
