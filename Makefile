@@ -93,6 +93,7 @@ benchmarks: env
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/vgg_cpu_throughput.py
 	$(BIN)/python benchmarks/views_cost.py --profile quick
+	$(BIN)/python benchmarks/cpu_kernels.py
 
 clean-env:
 	rm -rf $(VENV)

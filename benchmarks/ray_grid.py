@@ -1,6 +1,6 @@
 """Wall time of a profile's model grid (train + measure) four ways, from empty caches, each in a fresh process.
 
-    python benchmarks/ray_grid.py --profile ablation [--profile quick] [-p KEY=VALUE ...]
+    python benchmarks/ray_grid.py --profile ablation [--profile quick] [-p KEY=VALUE ...] [--modes ...]
 
 - sequential: `results.train_all` + `experiment_results`, as notebook 00 does, all cores, default numerics;
 - sequential portable: the same with `cpu_portable` (ATen convolutions, MKL in CNR mode);
@@ -51,6 +51,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", action="append")
     ap.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     overrides = parse_overrides(args.param) | {"notebooks": ["00_models"], "device": "cpu"}
@@ -59,29 +60,28 @@ def main():
         child(profile, overrides | MODES[mode], cache, mode.startswith("Ray"))
         return
     print(f"{os.cpu_count()} CPUs; each mode from an empty cache in a fresh process")
-    print("| grid | models | mode | wall | speed-up | weights = sequential portable | numbers = sequential portable |")
-    print("|---|---|---|---|---|---|---|")
+    print("| grid | models | mode | wall | weights = sequential portable | numbers = sequential portable |")
+    print("|---|---|---|---|---|---|")
     for profile in args.profile or ["quick"]:
         with tempfile.TemporaryDirectory() as root:
-            seconds, caches = {}, {}
-            for mode, extra in MODES.items():
-                caches[mode] = os.path.join(root, mode.replace(" ", "-").replace(",", ""))
+            reference, sequential = None, None
+            for mode in ["sequential portable"] + [m for m in args.modes if m != "sequential portable"]:
+                extra = MODES[mode]
+                cache = os.path.join(root, mode.replace(" ", "-").replace(",", ""))
                 env = os.environ | (PORTABLE_ENV if extra.get("cpu_portable") else {})
-                out = subprocess.run([sys.executable, __file__, "--child", mode, profile, caches[mode],
+                out = subprocess.run([sys.executable, __file__, "--child", mode, profile, cache,
                                       *sum((["-p", p] for p in args.param), [])],
                                      env=env, check=True, capture_output=True, text=True)
-                seconds[mode] = float(out.stdout.split("seconds")[-1])
-            ref_weights, ref_numbers = grid(profile, overrides | MODES["sequential portable"],
-                                            caches["sequential portable"])
-            n = len(ref_weights)
-            for mode, extra in MODES.items():
-                same = ""
-                if mode.startswith("Ray"):
-                    weights, numbers = grid(profile, overrides | extra, caches[mode])
-                    same = (weights == ref_weights, numbers.equals(ref_numbers))
-                print(f"| {profile} | {n} | {mode} | {seconds[mode]:.0f} s | "
-                      f"{seconds['sequential'] / seconds[mode]:.2f}x | "
-                      f"{same[0] if same else '—'} | {same[1] if same else '—'} |", flush=True)
+                seconds = float(out.stdout.split("seconds")[-1])
+                weights, numbers = grid(profile, overrides | extra, cache)
+                if reference is None:
+                    reference = weights, numbers
+                same = (weights == reference[0], numbers.equals(reference[1])) if extra.get("cpu_portable") else \
+                    ("—", "—")
+                sequential = seconds if mode == "sequential" else sequential
+                print(f"| {profile} | {len(weights)} | {mode} | {seconds:.0f} s | {same[0]} | {same[1]} |", flush=True)
+            if sequential:
+                print(f"(speed-up = sequential {sequential:.0f} s / a mode's wall time)")
 
 
 if __name__ == "__main__":

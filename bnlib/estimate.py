@@ -170,6 +170,6 @@ def estimate(params: ExperimentParams, notebooks: list[str] | None = None) -> Es
     if "03_umap" in notebooks and unmeasured:
         fixed += UMAP_SECONDS_PER_1000_POINTS * params.umap_samples / 1000 * len(params.umap_layers) * len(params.norms)
     precision = "bf16 autocast" if params.resolved_cpu_bf16() else "float32"
-    if params.cpu_bf16 == "auto" and not params.resolved_cpu_bf16():
-        precision += "; no native bf16"
+    if params.cpu_bf16 == "auto":
+        precision += ", chosen by cpu_bf16: auto"
     return Estimate(train_seconds, measure_seconds, fixed, len(untrained), len(unmeasured), precision)
