@@ -159,6 +159,14 @@ def _failed_cell(nb) -> tuple[int, str]:
     return -1, "unknown error"
 
 
+def compiler_caches(params: ExperimentParams) -> None:
+    """numba's and torch's compiler caches live in the bnlib cache, not in the working directory or $TMPDIR (torch
+    makes $TMPDIR/torchinductor_<user> as soon as an optimizer step imports its compiler)."""
+    root = resolve_cache_dir(params.cache_dir)
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(root / "numba"))
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(root / "torchinductor"))
+
+
 def run_notebook(name: str, profile: str = DEFAULT_PROFILE, overrides: dict | None = None,
                  output: Path | None = None, kernel: str = KERNEL, log=print) -> Path:
     import nbformat
@@ -170,7 +178,7 @@ def run_notebook(name: str, profile: str = DEFAULT_PROFILE, overrides: dict | No
     source = _source_notebook(name)
     outputs = [Path(output)] if output else executed_paths(name, source, params, overrides)
     output = outputs[0]
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(resolve_cache_dir(params.cache_dir) / "numba"))
+    compiler_caches(params)
     quiet_logs()
     t0 = time.perf_counter()
     log(f"{name}: started (profile {profile})")
@@ -266,8 +274,14 @@ def main(argv=None) -> int:
         params = resolve(args.profile, **overrides)
         names = args.notebook or params.notebook_list()
         t0 = time.perf_counter()
-        expected = estimate(params, names)  # a few training steps on this machine, before the long work
-        print(expected.describe(), flush=True)
+        expected = None
+        compiler_caches(params)
+        if not args.ray:  # a few training steps on this machine, before the long work (a Ray grid trains elsewhere)
+            try:
+                expected = estimate(params, names)
+                print(expected.describe(), flush=True)
+            except RuntimeError as exc:  # e.g. device: cuda on a machine without one: the notebook says it plainly
+                print(f"expected: no estimate ({exc})", flush=True)
         if args.ray:
             from .distributed import run_grid
 
@@ -280,8 +294,8 @@ def main(argv=None) -> int:
         print(f"stopped ({exc or 'interrupted'}); re-running the same command resumes from the cache", file=sys.stderr)
         return 130
     figures = sorted({p.name for p in params.figures_dir().glob("*.png")})
-    print(f"summary: {len(written)} notebook(s) in {time.perf_counter() - t0:.0f}s (expected "
-          f"{format_duration(expected.total)}); figures in "
+    guess = f" (expected {format_duration(expected.total)})" if expected else ""
+    print(f"summary: {len(written)} notebook(s) in {time.perf_counter() - t0:.0f}s{guess}; figures in "
           f"{_display(params.figures_dir())}/: {', '.join(figures) or 'none'}")
     return 0
 

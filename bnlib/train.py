@@ -215,11 +215,12 @@ def train(config: TrainConfig, train_data: ImageData, test_data: ImageData, *,
                 bar.update(1)
             train_loss = loss_sum.item() / n  # the epoch's one host sync
             record = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc_running": correct.item() / n,
-                      "train_seconds": time.perf_counter() - t0, "machine": machine}
+                      "train_seconds": time.perf_counter() - t0}
             record["test_loss"], record["test_acc"] = (float("nan"), float("nan")) if not math.isfinite(train_loss) \
                 else evaluate(model, test_data, device, bf16=config.bf16, channels_last=config.channels_last,
                               cpu_bf16=config.cpu_bf16)
             record["seconds"] = time.perf_counter() - t0
+            record["machine"] = machine
             history.append(record)
             non_finite = not (math.isfinite(record["train_loss"]) and math.isfinite(record["test_loss"]))
             if checkpoint is not None and not non_finite:

@@ -249,6 +249,7 @@ def test_sigterm_leaves_no_temporary_folder_or_kernel_file(tmp_path):
     finally:
         proc.kill()
     assert proc.returncode == 130, out
+    assert out.startswith("expected: about") and "training 4 model(s)" in out.splitlines()[0], out  # before any work
     assert "resumes" in out
     assert "Traceback" not in out, out  # no kernel-side zmq traceback a user cannot act on
     assert not list(tmp.iterdir()), list(tmp.iterdir())
