@@ -17,23 +17,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
 from bnlib import kernels
 from bnlib.models import build_model
-
-
-def _best(fn, repeats=3):
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def _train_step_seconds(arch, norm, width, batch, bf16, portable=False):
@@ -51,7 +40,7 @@ def _train_step_seconds(arch, norm, width, batch, bf16, portable=False):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return _best(step, repeats=2)
+    return kernels.best_time(step, repeats=2)
 
 
 def measure() -> dict:
@@ -68,8 +57,8 @@ def measure() -> dict:
     rows["cnn4 w1 BN step, batch 128: cpu_portable"] = _train_step_seconds("cnn4", "batch", 1.0, 128, False, True)
     a = np.random.default_rng(0).standard_normal((1024, 4096))
     ta = torch.from_numpy(a)
-    rows["float64 tile 1024x4096x1024: numpy"] = _best(lambda: a @ a.T)
-    rows["float64 tile 1024x4096x1024: torch"] = _best(lambda: ta @ ta.T)
+    rows["float64 tile 1024x4096x1024: numpy"] = kernels.best_time(lambda: a @ a.T)
+    rows["float64 tile 1024x4096x1024: torch"] = kernels.best_time(lambda: ta @ ta.T)
     return {"class": kernels.machine_class(), "seconds": rows,
             "picks": {"code product": "int8 GEMM" if kernels.int8_gemm_is_fast() else "float32",
                       "cpu_bf16: auto": "bf16" if kernels.native_bf16() else "float32"}}

@@ -77,7 +77,8 @@ def _fingerprint() -> dict:
             **{k: os.environ.get(k, "") for k in ISA_CAP_ENV}}
 
 
-def _best_time(fn, repeats: int = PROBE_REPEATS) -> float:
+def best_time(fn, repeats: int = PROBE_REPEATS) -> float:
+    """Seconds of the fastest of `repeats` calls of `fn`, after one warm-up call."""
     fn()  # warm-up: first-call dispatch and allocation
     best = float("inf")
     for _ in range(repeats):
@@ -95,10 +96,10 @@ def time_int8_gemm(shape=PROBE_SHAPE) -> dict[str, float]:
     b = torch.randint(0, 2, (k, n), dtype=torch.int8, generator=gen)
     af, bf = a.float(), b.float()
     try:
-        t_int8 = _best_time(lambda: torch._int_mm(a, b))
+        t_int8 = best_time(lambda: torch._int_mm(a, b))
     except (RuntimeError, AttributeError):  # no integer kernel in this build
         t_int8 = float("inf")
-    return {"int8": t_int8, "float32": _best_time(lambda: af @ bf)}
+    return {"int8": t_int8, "float32": best_time(lambda: af @ bf)}
 
 
 def _choices_path():
