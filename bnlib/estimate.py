@@ -152,11 +152,9 @@ def estimate(params: ExperimentParams, notebooks: list[str] | None = None) -> Es
     n_train, n_test = _sizes(params)
     steps = math.ceil(n_train / params.batch_size) * params.epochs
     forward_images = n_test * params.epochs + n_train
-    train_seconds = 0.0
-    for norm in sorted({c.norm for c in untrained}):
-        per_step = step_seconds(params, norm)
-        count = sum(c.norm == norm for c in untrained)
-        train_seconds += count * per_step * (steps + FORWARD_SHARE * forward_images / params.batch_size)
+    timed = {norm: step_seconds(params, norm) for norm in sorted({c.norm for c in untrained + unmeasured})}
+    train_seconds = sum(timed[c.norm] * (steps + FORWARD_SHARE * forward_images / params.batch_size)
+                        for c in untrained)
     measure_seconds = 0.0
     if unmeasured:
         widths = layer_widths(params)
@@ -164,8 +162,8 @@ def estimate(params: ExperimentParams, notebooks: list[str] | None = None) -> Es
         per_model = MEASURE_WORK * 2 * pairs / gemm_rate()
         # capture: one forward of the measured and probe images per layer (each stops at its layer)
         captured = (params.n_represent + params.probe_test_samples) * len(widths) / 2
-        per_model += FORWARD_SHARE * captured / params.batch_size * step_seconds(params, params.norms[0])
-        measure_seconds = len(unmeasured) * per_model
+        measure_seconds = sum(per_model + FORWARD_SHARE * captured / params.batch_size * timed[c.norm]
+                              for c in unmeasured)
     fixed = NOTEBOOK_SECONDS * len(notebooks)
     if "03_umap" in notebooks and unmeasured:
         fixed += UMAP_SECONDS_PER_1000_POINTS * params.umap_samples / 1000 * len(params.umap_layers) * len(params.norms)
