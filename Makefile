@@ -1,6 +1,7 @@
 # bnrep: one target per job. Every target builds the environment first if it is missing.
 #   make figures              the main job: every notebook on the default profile (quick)
 #   make figures PROFILE=mnist   any params/<profile>.yaml
+#   make refresh              re-render everything committed from the committed CSVs (about 1.5 min)
 #   make test                 the test suite
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -16,7 +17,7 @@ export BNLIB_DATA_DIR
 export NUMBA_CACHE_DIR ?= $(HOME)/.cache/bnlib/numba
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env ray-env figures paper ablation cifar10-cpu report check test lab html sparsity silhouette umap views models norm-ablation benchmarks gpu-bundle clean-env
+.PHONY: env ray-env figures refresh paper ablation cifar10-cpu report check test lab html sparsity silhouette umap views models norm-ablation benchmarks gpu-bundle clean-env
 
 env: $(BIN)/.installed
 
@@ -65,7 +66,11 @@ ablation: env
 cifar10-cpu: env
 	$(BIN)/python -m bnlib.runner --profile cifar10-cpu
 
-# The README's Results tables and verdicts, computed from figures/$(PROFILE)/*.csv.
+# Re-render every committed notebook, figure, results page and README block from the committed CSVs (no models).
+refresh: env
+	$(BIN)/python -m bnlib.refresh
+
+# A profile's Results tables and verdicts, computed from figures/$(PROFILE)/*.csv.
 report: env
 	$(BIN)/python -m bnlib.report $(PROFILE)
 

@@ -33,8 +33,6 @@ PAPER = {
                 "without BatchNorm, it reports that BatchNorm's effect on sparsity is not what drives "
                 "generalisation, and that BatchNorm representations cluster more advantageously."),
 }
-# Profiles in reading order; any other folder of figures follows.
-PROFILE_ORDER = ("quick", "mnist", "cifar10-cpu", "cifar10-jpeg", "ablation")
 FIGURE_OF = {"00_models": "training", "01_sparsity": "sparsity", "02_silhouette": "silhouette", "03_umap": "umap",
              "04_clustering_views": "views", "05_norm_ablation": "ablation"}
 STYLE = """
@@ -52,8 +50,10 @@ th{background:#f6f8fa}.fig{display:grid;grid-template-columns:repeat(auto-fill,m
 
 def profiles() -> list[str]:
     """Every figures/<profile>/ folder that holds executed notebooks, in reading order."""
+    from .report import ordered_profiles
+
     found = {p.name for p in FIGURES_DIR.iterdir() if p.is_dir() and any(p.glob("*.ipynb"))} if FIGURES_DIR.is_dir() else set()
-    return [p for p in PROFILE_ORDER if p in found] + sorted(found - set(PROFILE_ORDER))
+    return ordered_profiles(found)
 
 
 def pages_of(profile: str, figures_dir: Path = FIGURES_DIR) -> list[Path]:
@@ -130,13 +130,19 @@ def build(out: Path = OUT, figures_dir: Path = FIGURES_DIR, only: list[str] | No
         (out / profile).mkdir(parents=True, exist_ok=True)
         for page in pages:
             atomic_write_text(out / profile / f"{page.stem}.html", render_notebook(page, _nav(profile_pages, (profile, page), 1)))
+    from .report import claims_grid
+
     toc = " · ".join(f'<a href="#{p}">{html.escape(p)}</a>' for p in chosen)
+    grid = _markdown(claims_grid(chosen, lambda p: f"#{p}", figures_dir))
     sections = "\n".join(profile_section(p, figures_dir, out) for p in chosen)
     index = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>bnrep: {html.escape(PAPER['title'])}"
              f"</title><style>{STYLE}</style></head><body>{_nav(profile_pages, None, 0)}"
              f"<h1>{html.escape(PAPER['title'])}</h1><div class='paper'><p><strong>{html.escape(PAPER['authors'])}"
              f"</strong> ({PAPER['year']}), <a href='{PAPER['arxiv']}'>arXiv:2501.14441</a></p>"
              f"<p>{html.escape(PAPER['summary'])}</p></div>"
+             f"<h2 id='claims'>The claims at a glance</h2><p>The verdict on each of the paper's claims per profile "
+             f"(Welch's t-test over seeds, Holm-corrected over layers, p &lt; 0.05), computed from the committed CSVs; "
+             f"the ablation column says which ingredient of BN each of BN's effects needs.</p>{grid}"
              f"<p>This appendix re-runs the paper's experiments with <code>bnrep</code>. Each profile below gives "
              f"accuracy, the verdict on each of the paper's three claims (computed from the committed CSVs by "
              f"<code>bnlib.report</code>) and its figures; a figure opens its executed notebook.</p>"

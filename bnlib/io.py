@@ -67,3 +67,22 @@ def console_line(text: str) -> None:
     stream = console()
     if stream is not None:
         print(text, file=stream, flush=True)
+
+
+# ------------------------------------------------------------------ the CSV format of every committed table
+CSV_FLOAT_FORMAT = "%.6g"  # 6 significant digits: past the seed-to-seed noise of every measure, stable in git
+
+
+def write_csv(data, target: str | os.PathLike) -> Path:
+    """`data` (a DataFrame) as `target`, atomically, floats at CSV_FLOAT_FORMAT."""
+    target = Path(target)
+    with atomic_path(target) as tmp:
+        data.to_csv(tmp, index=False, float_format=CSV_FLOAT_FORMAT)
+    return target
+
+
+def read_csv(path: str | os.PathLike, **kwargs):
+    """A table written by `write_csv`, each float parsed to the nearest double (the same bits on every machine)."""
+    import pandas as pd
+
+    return pd.read_csv(path, float_precision="round_trip", **kwargs)

@@ -29,7 +29,10 @@ from .paths import FIGURES_DIR, PARAMS_DIR, REPO_ROOT
 CHECKOUT_ENV = RUNNER_ENV
 
 # Keys that say where or how to run, not what to compute: they never change a result.
-PLACEMENT_KEYS = {"output_dir", "data_dir", "cache_dir", "device", "progress", "notebooks", "ray_cpus", "ray_gpus"}
+# Where and how a run happens, not what it measures: no change of results, of figures_dir, or of an executed
+# notebook's parameters cell (the same numbers give the same notebook wherever they were made).
+PLACEMENT_KEYS = {"output_dir", "data_dir", "cache_dir", "device", "progress", "notebooks", "ray_cpus", "ray_gpus",
+                  "from_csvs"}
 ALL_NOTEBOOKS = ("00_models", "01_sparsity", "02_silhouette", "03_umap", "04_clustering_views")  # what a profile runs by default
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit"}
 _HIDDEN_LAYER_NAMES = {"cnn4": [f"conv{i}" for i in range(1, 5)] + ["fc1"],
@@ -91,6 +94,7 @@ class ExperimentParams(BaseModel):
     data_dir: str | None = None
     cache_dir: str | None = None
     output_dir: str | None = None
+    from_csvs: str | None = None  # a folder of measured CSVs to analyse instead of measuring (make refresh)
     ray_cpus: float | Literal["auto"] = "auto"  # CPUs (= threads) of one model's Ray task; auto: cnn4 1, vgg16 a node
     ray_gpus: float = Field(0.0, ge=0, le=8)  # GPUs one task asks for; 0.25 lets four models share a GPU
     notebooks: list[str] | None = None  # which notebooks `make figures` runs for this profile; None = 00-04
@@ -194,9 +198,15 @@ class ExperimentParams(BaseModel):
         digest = hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:6]
         return FIGURES_DIR / f"{self.profile}-custom-{digest}"
 
+    def csv_dir(self) -> Path:
+        """Where `from_csvs` points, relative to the checkout when relative."""
+        return REPO_ROOT / Path(self.from_csvs).expanduser()
+
     def to_yaml(self) -> str:
-        """The resolved parameters, one key a line, as a params file would hold them."""
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, default_flow_style=None, width=120)
+        """The parameters that make the results, one key a line, as a params file would hold them (placement keys,
+        which say where a run happened, are left out)."""
+        kept = {k: v for k, v in self.model_dump(mode="json").items() if k not in PLACEMENT_KEYS}
+        return yaml.safe_dump(kept, sort_keys=False, default_flow_style=None, width=120)
 
 
 def available_profiles() -> list[str]:

@@ -13,8 +13,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from .io import atomic_path
-from .paths import REPO_ROOT
+from .io import atomic_path, write_csv
 
 # Stable element ids: an SVG regenerated from the same numbers is byte-identical, so git shows real changes only.
 plt.rcParams["svg.hashsalt"] = "bnrep"
@@ -149,10 +148,9 @@ def umap_grid(emb: pd.DataFrame, title: str | None = None):
 
 
 def _shown(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return path.name  # outside the repository (a test, a custom output_dir): no machine path in a notebook
+    """The file's name only: the notebook's P.figures_dir() says where, and the same numbers give the same
+    notebook wherever it was written (no machine path, nothing that differs between a run and a refresh)."""
+    return path.name
 
 
 def save_figure(fig, data: pd.DataFrame, out_dir: str | Path, name: str) -> None:
@@ -175,10 +173,7 @@ def save_table(data: pd.DataFrame, out_dir: str | Path, name: str) -> None:
 
 
 def _write_csv(data: pd.DataFrame, out_dir: str | Path, name: str) -> Path:
-    target = Path(out_dir) / f"{name}.csv"
-    with atomic_path(target) as tmp:
-        data.to_csv(tmp, index=False, float_format="%.6g")
-    return target
+    return write_csv(data, Path(out_dir) / f"{name}.csv")
 
 
 def ablation_figure(df: pd.DataFrame, metrics: list[str], title: str | None = None):

@@ -1,14 +1,16 @@
-"""The README's Results, written from the committed CSVs: `python -m bnlib.report PROFILE [--update-readme]`.
+"""A profile's Results, written from its committed CSVs: `python -m bnlib.report PROFILE`.
 
 Prints markdown: accuracy per variant, every per-layer comparison with
 Welch's p and Holm's correction over the layers of one metric, and a verdict
 on each of the paper's three claims, all computed here from
-`figures/<profile>/*.csv`. Nothing in a verdict is typed by hand; `--update-readme` writes the
-output into the README between `<!-- report:PROFILE -->` markers.
+`figures/<profile>/*.csv`. Nothing in a verdict is typed by hand: `make refresh`
+writes this into `figures/<profile>/README.md`, and the claims grid of every
+profile into the README and the appendix.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -30,16 +32,22 @@ LABELS = {"channel_sparsity": "channel sparsity", "element_sparsity": "element s
 CLUSTER_VIEWS = ("silhouette", "silhouette_pooled", "knn_accuracy", "linear_probe", "davies_bouldin", "calinski_harabasz",
                  "within_between_ratio", "code_neighbour_agreement")
 CSV_FILES = ("accuracy", "sparsity", "silhouette", "views")
+# The paper's three claims, as every verdict, grid and page names them.
+CLAIMS = {1: "BN's effect on sparsity is small", 2: "The sparsity effect does not explain generalisation",
+          3: "BN representations cluster better"}
+# Profiles in reading order (README grid, appendix); any other folder of figures follows, the ablation last.
+PROFILE_ORDER = ("quick", "quick-8seeds", "mnist", "cifar10-cpu", "cifar10", "cifar10-jpeg")
 
 
 def load(profile: str, figures_dir=FIGURES_DIR) -> pd.DataFrame:
+    """The measured long-form tables of figures/<profile>/ as one frame, as the notebooks read them."""
+    from .results import long_form, read_measured
+
     folder = Path(figures_dir) / profile
-    frames = [pd.read_csv(folder / f"{name}.csv") for name in CSV_FILES if (folder / f"{name}.csv").is_file()]
+    frames = [read_measured(folder, name) for name in CSV_FILES if (folder / f"{name}.csv").is_file()]
     if not frames:
         raise SystemExit(f"no CSVs in {folder}: run `make figures PROFILE={profile}` first")
-    # views.csv repeats the silhouette and accuracy rows: one row per (model, layer, metric)
-    return pd.concat(frames, ignore_index=True).drop_duplicates(
-        subset=["dataset", "arch", "norm", "seed", "layer", "metric"], keep="first")
+    return long_form(*frames)
 
 
 def _p(p: float) -> str:
@@ -137,7 +145,7 @@ def claim3(cmp: pd.DataFrame) -> str:
     """Claim 3 from every clustering view present: per view, does BN cluster better in more layers than not?"""
     views = view_table(cmp)
     if views.empty or (views.better == "no verdict").all():
-        return "3. *BN representations cluster better*: **no verdict** (fewer than 2 usable seeds a side)."
+        return f"3. *{CLAIMS[3]}*: **no verdict** (fewer than 2 usable seeds a side)."
     per_view = []
     for metric, g in views.groupby("metric", sort=False):
         bn, no = (g.better == "BN").sum(), (g.better == "no BN").sum()
@@ -153,13 +161,13 @@ def claim3(cmp: pd.DataFrame) -> str:
         verdict = "**mixed**" if favour else "**not supported**"
     else:
         verdict = "**not supported** (no view differs after Holm's correction)"
-    layers = "; ".join(f"{v}: BN better in {hi or 'no layer'}, no BN better in {lo or 'no layer'}"
+    layers = "; ".join(f"{v}: BN better in {stats.prose_list(hi)}, no BN better in {stats.prose_list(lo)}"
                        for v, _, hi, lo in per_view)
     fc = views[views.layer == views.layer.iloc[views.layer_index.argmax()]]
     last = f" In the last hidden layer ({fc.layer.iloc[0]}), {(fc.better == 'BN').sum()} of {len(fc)} views favour BN."
-    return (f"3. *BN representations cluster better*: {verdict}. {len(favour)} of {len(per_view)} views favour BN "
-            f"over more layers than not ({', '.join(favour) or 'none'}), {len(against)} favour no BN "
-            f"({', '.join(against) or 'none'}); Holm-corrected over each view's layers. {layers}.{last}")
+    return (f"3. *{CLAIMS[3]}*: {verdict}. {len(favour)} of {len(per_view)} views favour BN "
+            f"over more layers than not ({stats.prose_list(favour, 'none')}), {len(against)} favour no BN "
+            f"({stats.prose_list(against, 'none')}); Holm-corrected over each view's layers. {layers}.{last}")
 
 
 def _layers(cmp, metric, sign=None, significant=True) -> list[str]:
@@ -181,7 +189,7 @@ def verdicts(df: pd.DataFrame, cmp: pd.DataFrame, claims=(1, 2, 3)) -> str:
     if 1 not in claims:
         pass
     elif cs.empty:
-        out.append("1. *BN's effect on sparsity is small*: **no verdict** (fewer than 2 usable seeds a side).")
+        out.append(f"1. *{CLAIMS[1]}*: **no verdict** (fewer than 2 usable seeds a side).")
     else:
         sig = cs[cs.p_holm < ALPHA]
         conv = cs[cs.layer.str.startswith("conv")]
@@ -191,16 +199,16 @@ def verdicts(df: pd.DataFrame, cmp: pd.DataFrame, claims=(1, 2, 3)) -> str:
         detail = ("no layer differs after Holm's correction" if sig.empty else
                   "; ".join(f"{r.layer}: BN {r.mean_batch:.3f} vs no BN {r.mean_none:.3f} (Holm p = {_p(r.p_holm)})"
                             for r in sig.itertuples()))
-        out.append(f"1. *BN's effect on sparsity is small*: {verdict}. Channel sparsity, BN − no BN: largest "
+        out.append(f"1. *{CLAIMS[1]}*: {verdict}. Channel sparsity, BN − no BN: largest "
                    f"|difference| in a conv layer {conv['diff'].abs().max():.3f}; {detail}. Element sparsity "
-                   f"differs (Holm) in {_layers(cmp, 'element_sparsity', -1) + _layers(cmp, 'element_sparsity', 1) or 'no layer'}.")
+                   f"differs (Holm) in {stats.prose_list(_layers(cmp, 'element_sparsity', -1) + _layers(cmp, 'element_sparsity', 1))}.")
     # (2) that effect does not explain generalisation
     per_model = stats.sparsity_vs_generalisation(df) if 2 in claims else pd.DataFrame()
     counts = per_model.groupby("norm").size() if len(per_model) else pd.Series(dtype=int)
     if 2 not in claims:
         pass
     elif len(counts) < 2 or counts.min() < 3:
-        out.append("2. *The sparsity effect does not explain generalisation*: **no verdict** (fewer than 3 usable "
+        out.append(f"2. *{CLAIMS[2]}*: **no verdict** (fewer than 3 usable "
                    "runs per variant for a within-variant correlation).")
     else:
         within = {norm: stats.correlation(g.mean_channel_sparsity, g.test_accuracy) for norm, g in per_model.groupby("norm")}
@@ -209,8 +217,8 @@ def verdicts(df: pd.DataFrame, cmp: pd.DataFrame, claims=(1, 2, 3)) -> str:
         strong = [n for n in within if np.isfinite(holm_p[n]) and holm_p[n] < ALPHA]
         verdict = "**consistent**" if not strong else "**not supported**"
         says = ("does not predict its test accuracy" if not strong else
-                f"predicts its test accuracy within {', '.join('BN' if n == 'batch' else 'no BN' for n in strong)}")
-        out.append(f"2. *The sparsity effect does not explain generalisation*: {verdict}. Within a variant, a model's "
+                f"predicts its test accuracy within {stats.prose_list('BN' if n == 'batch' else 'no BN' for n in strong)}")
+        out.append(f"2. *{CLAIMS[2]}*: {verdict}. Within a variant, a model's "
                    f"mean channel sparsity {says} (Holm over the {len(within)} variants, p < {ALPHA}: "
                    + "; ".join(f"{'BN' if n == 'batch' else 'no BN'}: r = {r:.2f}, p = {_p(p)}, Holm p = {_p(holm_p[n])}"
                                for n, (r, p) in within.items())
@@ -243,7 +251,9 @@ def ingredient(shared_by: set[str]) -> str:
 
 def ablation(profile: str, figures_dir=FIGURES_DIR) -> str:
     folder = Path(figures_dir) / profile
-    shared = pd.read_csv(folder / "ablation_shared.csv", keep_default_na=False)
+    from .io import read_csv
+
+    shared = read_csv(folder / "ablation_shared.csv", keep_default_na=False)
     lines = [accuracy_table(load(profile, figures_dir)), ""]
     lines += ["| effect of BN over no BN | layer | BN − no BN | p (Holm) | also shown by | the ingredient it needs |",
              "|---|---|---|---|---|---|"]
@@ -288,20 +298,88 @@ def profile_report(profile: str, figures_dir=FIGURES_DIR) -> str:
     return "\n\n".join(parts)
 
 
+def claim_words(text: str) -> dict[int, str]:
+    """{claim: its one-phrase verdict} from `verdicts` text: the bold phrase of each numbered sentence."""
+    return {int(n): word for n, word in re.findall(r"^(\d)\. \*[^*]+\*: \*\*([^*]+)\*\*", text, flags=re.M)}
+
+
+def profile_claims(profile: str, figures_dir=FIGURES_DIR) -> dict[int, str]:
+    """The one-phrase verdict of each claim on a profile (an ablation profile: what each of BN's effects needs)."""
+    folder = Path(figures_dir) / profile
+    if (folder / "ablation_shared.csv").is_file():
+        return ablation_claims(profile, figures_dir)
+    try:
+        df = load(profile, figures_dir)
+    except SystemExit:  # a folder with notebooks but no measured CSVs yet: no verdict to show
+        return {}
+    return claim_words(verdicts(df, comparisons(df)))
+
+
+ABLATION_CLAIM_METRICS = {1: ("channel_sparsity", "element_sparsity"), 3: ("silhouette", "silhouette_pooled")}
+
+
+def ablation_claims(profile: str, figures_dir=FIGURES_DIR) -> dict[int, str]:
+    """Per claim with a measured effect: how many of BN's significant effects need which ingredient."""
+    from .io import read_csv
+
+    shared = read_csv(Path(figures_dir) / profile / "ablation_shared.csv", keep_default_na=False)
+    out = {}
+    for claim, metrics in ABLATION_CLAIM_METRICS.items():
+        rows = shared[shared.metric.isin(metrics)]
+        needs = [ingredient(set() if r.shared_by == "none" else set(r.shared_by.split(", "))).split(" (")[0]
+                 for r in rows.itertuples()]
+        counts = pd.Series(needs, dtype=object).value_counts(sort=True)
+        out[claim] = "; ".join(f"{k} ×{v}" for k, v in counts.items()) if len(counts) else "no effect of BN"
+    return out
+
+
+def ordered_profiles(found) -> list[str]:
+    """Profiles in reading order: PROFILE_ORDER, then the others by name, the ablation profiles last."""
+    found = set(found)
+    ablations = sorted(p for p in found if "ablation" in p)
+    rest = found - set(ablations)
+    return [p for p in PROFILE_ORDER if p in rest] + sorted(rest - set(PROFILE_ORDER)) + ablations
+
+
+def claims_grid(profiles, link, figures_dir=FIGURES_DIR) -> str:
+    """Markdown: claims × profiles, each cell the one-phrase verdict linked by `link(profile)` to its full block.
+
+    An ablation profile's column says which ingredient of BN each of its effects needs, counted over layers.
+    """
+    profiles = list(profiles)
+    words = {p: profile_claims(p, figures_dir) for p in profiles}
+    head = ["claim"] + [f"[{p}]({link(p)})" for p in profiles]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for n, claim in CLAIMS.items():
+        cells = [f"[{words[p][n]}]({link(p)})" if n in words[p] else "–" for p in profiles]
+        lines.append(f"| {n}. {claim} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def profile_page(profile: str, made_by: str, figures_dir=FIGURES_DIR) -> str:
+    """figures/<profile>/README.md: how the profile was made, its figures, and its full Results block."""
+    folder = Path(figures_dir) / profile
+    figures = [p.stem for p in sorted(folder.glob("*.png"))]
+    return "\n".join([
+        f"# Results: `{profile}`", "",
+        f"Made by `{made_by}`. Every number below is computed by `python -m bnlib.report {profile}` from the CSVs "
+        f"in this folder, and `make refresh` re-renders this page, the figures and the executed notebooks from "
+        f"them; the verdicts use Holm's correction over layers (p < {ALPHA}).", "",
+        " ".join(f"[![{f}]({f}.png)]({f}.csv)" for f in figures), "",
+        "## Results", "", profile_report(profile, figures_dir), ""])
+
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def update_readme(profile: str, readme: Path = README) -> None:
-    """Replace the block between `<!-- report:PROFILE -->` and `<!-- /report:PROFILE -->` in the README."""
-    start, end = f"<!-- report:{profile} -->", f"<!-- /report:{profile} -->"
-    text = readme.read_text()
+def replace_block(text: str, tag: str, content: str) -> str:
+    """`text` with the lines between `<!-- tag -->` and `<!-- /tag -->` replaced by `content`."""
+    start, end = f"<!-- {tag} -->", f"<!-- /{tag} -->"
     if start not in text or end not in text:
-        raise SystemExit(f"README.md has no {start} ... {end} block to update")
+        raise SystemExit(f"no {start} ... {end} block to update")
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
-    from .io import atomic_write_text
-
-    atomic_write_text(readme, f"{head}{start}\n{profile_report(profile)}\n{end}{tail}")
+    return f"{head}{start}\n{content}\n{end}{tail}"
 
 
 def main(argv=None) -> int:
@@ -309,11 +387,6 @@ def main(argv=None) -> int:
     if not args:
         print(__doc__)
         return 2
-    if "--update-readme" in args:
-        profile = next(a for a in args if not a.startswith("--"))
-        update_readme(profile)
-        print(f"README.md: the {profile} block now holds the report of figures/{profile}/")
-        return 0
     print(profile_report(args[0]))
     return 0
 

@@ -17,13 +17,14 @@ import time
 import warnings
 from collections import defaultdict
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
 from .cache import Artifact
-from .io import console_line
+from .io import console, console_line, write_csv
 from .data import DATASET_TITLES, ImageData, load_dataset, stratified_indices
 from . import metrics as M
 from .hooks import capture_layer
@@ -201,13 +202,14 @@ def _exclude(trained: TrainedModel, artifact: Artifact | None, reason: str) -> N
         trained.status, trained.reason = "diverged", reason
 
 
-def describe_exclusions(models: list[TrainedModel]) -> str:
-    """Which runs are left out of every statistic, and why; every notebook prints this."""
-    out = [m for m in models if m.excluded]
-    if not out:
-        return f"All {len(models)} runs are usable: none is excluded from the statistics."
-    lines = [f"{len(out)} of {len(models)} runs are EXCLUDED from every statistic and figure:"]
-    lines += [f"  {m.name}: {m.status}: {m.reason}" for m in out]
+def describe_exclusions(df: pd.DataFrame) -> str:
+    """Which runs are left out of every statistic, from the per-model rows (accuracy.csv); every notebook prints it."""
+    flags = df[(df.layer == "model") & (df.metric == "diverged")]
+    out = flags[flags.value != 0]
+    if out.empty:
+        return f"All {len(flags)} runs are usable: none is excluded from the statistics."
+    lines = [f"{len(out)} of {len(flags)} runs are EXCLUDED from every statistic and figure (diverged or failed):"]
+    lines += [f"  {r.norm}, seed {r.seed}" for r in out.itertuples()]
     return "\n".join(lines)
 
 
@@ -236,6 +238,91 @@ def history_table(models: list[TrainedModel], timings: bool = False) -> pd.DataF
     rows = [{"dataset": m.config.dataset, "arch": m.config.arch, "norm": m.config.norm, "seed": m.config.seed,
              "status": m.status, **{k: v for k, v in h.items() if keep(k)}} for m in models for h in m.history]
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------ the measured tables of a profile
+# Measuring (training, capture, the measures) ends in these tables, one CSV each in figures/<profile>/; every
+# notebook's analysis, figure and verdict starts from them. A notebook asks `measured(P, ...)` for what it needs:
+# measured now (from the model cache, training what is missing) and written, or with `from_csvs` read back only.
+SPARSITY_METRICS = ("channel_sparsity", "element_sparsity", "dead_channels")
+SILHOUETTE_METRICS = ("silhouette", "silhouette_pooled")
+ABLATION_METRICS = ("test_accuracy",) + SPARSITY_METRICS[:2] + SILHOUETTE_METRICS + ("diverged",)
+MEASURED_TABLES = {
+    "accuracy": "per model: train and test accuracy, and whether the run is excluded (diverged = 1)",
+    "training": "per model and epoch: the training curves (training_time.csv beside it: wall clock, not compared)",
+    "sparsity": "per model and layer: channel and element sparsity, dead channels",
+    "silhouette": "per model and layer: the silhouette, full and spatial-mean-pooled",
+    "ablation": "per model and layer: the measures the norm ablation compares, and the exclusion flag",
+    "views": "per model and layer: every clustering view (notebook 04), with the per-model rows",
+    "cka": "per layer and pair of models: linear CKA",
+    "umap": "per sample of one seed: the 2-D UMAP coordinates of each norm and layer",
+}
+
+
+def read_measured(folder, name: str) -> pd.DataFrame:
+    """The measured table `name` from `folder`/<name>.csv, or an error that says how to make it."""
+    from .io import read_csv
+
+    if name not in MEASURED_TABLES:
+        raise KeyError(f"no measured table {name!r}; there are: {', '.join(MEASURED_TABLES)}")
+    path = Path(folder) / f"{name}.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: measure it with `make figures PROFILE=<profile>` (from_csvs "
+                                f"reads a folder a measuring run has written)")
+    return read_csv(path)
+
+
+def long_form(*frames: pd.DataFrame) -> pd.DataFrame:
+    """Measured long-form tables as one: views.csv repeats the accuracy and silhouette rows, kept once."""
+    return pd.concat(frames, ignore_index=True).drop_duplicates(
+        subset=["dataset", "arch", "norm", "seed", "layer", "metric"], keep="first", ignore_index=True)
+
+
+def measured(params: ExperimentParams, *names: str):
+    """The measured tables `names` of the experiment, as read back from their CSVs (one frame, or a tuple).
+
+    Unless `params.from_csvs` names a folder to read them from, they are measured first (the models from the
+    cache, or trained now) and written to `params.figures_dir()`. A notebook's numbers are therefore always the
+    CSVs' numbers, whichever way it ran: `make refresh` re-renders every committed notebook from them alone.
+    """
+    unknown = [n for n in names if n not in MEASURED_TABLES]
+    if unknown:
+        raise KeyError(f"no measured table {unknown}; there are: {', '.join(MEASURED_TABLES)}")
+    folder = params.figures_dir()
+    if params.from_csvs is not None:
+        folder = params.csv_dir()
+    else:
+        for name, table in _measure(params, names).items():
+            write_csv(table, folder / f"{name}.csv")
+    tables = tuple(read_measured(folder, n) for n in names)
+    return tables[0] if len(tables) == 1 else tables
+
+
+def _measure(params: ExperimentParams, names) -> dict[str, pd.DataFrame]:
+    log = console_line if console() is not None else print  # under the runner: the terminal, not the notebook
+    models = train_all(params, log=log)
+    out, per_model = {}, None
+    if {"accuracy", "sparsity", "silhouette", "ablation"} & set(names):
+        per_model = experiment_results(params, models)
+    for name in names:
+        if name == "accuracy":
+            out[name] = per_model[per_model.layer == "model"]
+        elif name == "sparsity":
+            out[name] = per_model[per_model.metric.isin(SPARSITY_METRICS)]
+        elif name == "silhouette":
+            out[name] = per_model[per_model.metric.isin(SILHOUETTE_METRICS)]
+        elif name == "ablation":
+            out[name] = per_model[per_model.metric.isin(ABLATION_METRICS)]
+        elif name == "training":
+            out[name] = history_table(models)
+            out["training_time"] = history_table(models, timings=True)  # written, never read back: wall clock
+        elif name == "views":
+            out[name] = clustering_views(params, models)
+        elif name == "cka":
+            out[name] = cka_table(params, models)
+        elif name == "umap":
+            out[name] = umap_table(params, models)
+    return out
 
 
 # ------------------------------------------------------------------ more views of clustering (#14)

@@ -61,14 +61,17 @@ def default_profile(source) -> str:
     return DEFAULT_PROFILE
 
 
-def executed_paths(name: str, source, params: ExperimentParams, overrides: dict) -> list[Path]:
-    """figures/<profile>/NN.ipynb always; also the paired notebooks/NN.ipynb when this is the notebook's own run.
+def is_own_run(source, params: ExperimentParams, overrides: dict) -> bool:
+    """The notebook's own run: its parameters cell's profile with no override but placement keys. Its paired
+    notebooks/NN.ipynb holds this run."""
+    return params.profile == default_profile(source) and set(overrides) <= PLACEMENT_KEYS
 
-    The notebook's own run is its parameters cell's profile with no override but placement keys.
-    """
-    paths = [params.figures_dir() / f"{name}.ipynb"]
-    if params.profile == default_profile(source) and set(overrides) <= PLACEMENT_KEYS:
-        paths.append(NOTEBOOK_DIR / f"{name}.ipynb")
+
+def executed_paths(name: str, source, params: ExperimentParams, overrides: dict) -> dict[Path, bool]:
+    """{path: is the pair}: figures/<profile>/NN.ipynb always; also notebooks/NN.ipynb for the notebook's own run."""
+    paths = {params.figures_dir() / f"{name}.ipynb": False}
+    if is_own_run(source, params, overrides):
+        paths[NOTEBOOK_DIR / f"{name}.ipynb"] = True
     return paths
 
 
@@ -85,10 +88,24 @@ def _source_notebook(name: str):
 
 
 def parameters_source(profile: str, overrides: dict) -> str:
-    """The parameters cell of an executed notebook: the profile and each override, as Python."""
+    """The parameters cell of an executed notebook: the profile and each override that changes results, as Python.
+
+    Placement keys (where it ran, where files went, `from_csvs`) are left out: the same numbers make the same
+    notebook wherever they were made, which is what lets `make refresh` re-render it byte for byte."""
     lines = [f"profile = {profile!r}  # params/{profile}.yaml"]
-    lines += [f"{key} = {value!r}" for key, value in overrides.items()]
+    lines += [f"{key} = {value!r}" for key, value in overrides.items() if key not in PLACEMENT_KEYS]
     return "\n".join(lines)
+
+
+def read_parameters(notebook) -> tuple[str, dict]:
+    """(profile, overrides) from an executed notebook's parameters cell: the record of how it was made."""
+    for cell in notebook.cells:
+        if "parameters" in cell.metadata.get("tags", []):
+            namespace: dict = {}
+            exec(cell.source, namespace)  # a cell `parameters_source` wrote: assignments of literals
+            namespace.pop("__builtins__", None)
+            return namespace.pop("profile", DEFAULT_PROFILE), namespace
+    raise ValueError("the notebook has no cell tagged 'parameters'")
 
 
 def restore_cells(executed, source, parameters: str | None = None):
@@ -97,13 +114,29 @@ def restore_cells(executed, source, parameters: str | None = None):
     cells = [c for c in executed.cells if not papermill_tags & set(c.metadata.get("tags", []))]
     if [c.source for c in cells] != [c.source for c in source.cells]:
         raise RuntimeError("executed notebook's cells do not match its source")  # papermill changed more than expected
-    for cell, original in zip(cells, source.cells):
+    for index, (cell, original) in enumerate(zip(cells, source.cells)):
         cell.metadata = copy.deepcopy(original.metadata)
+        cell.id = f"cell-{index}"  # nbformat draws random ids: a fixed one keeps a re-render byte-identical
+        if "outputs" in cell:
+            cell.outputs = _coalesced(cell.outputs)
         if parameters is not None and "parameters" in original.metadata.get("tags", []):
             cell.source = parameters
     executed.cells = cells
     executed.metadata = {k: v for k, v in executed.metadata.items() if k in ("kernelspec", "language_info")}
     return executed
+
+
+def _coalesced(outputs: list) -> list:
+    """Adjacent stdout (or stderr) messages joined into one output: how the kernel chunks a cell's prints depends on
+    timing, and the same prints must make the same notebook."""
+    merged = []
+    for out in outputs:
+        if (out.get("output_type") == "stream" and merged and merged[-1].get("output_type") == "stream"
+                and merged[-1].get("name") == out.get("name")):
+            merged[-1]["text"] += out["text"]
+        else:
+            merged.append(out)
+    return merged
 
 
 class _QuietPapermill(logging.Filter):
@@ -151,14 +184,6 @@ def _pinned_kernel_env(extra: dict[str, str] | None = None):
                 os.environ[k] = v
 
 
-def _failed_cell(nb) -> tuple[int, str]:
-    for i, cell in enumerate(nb.cells):
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "error":
-                return i, f"{out.get('ename')}: {out.get('evalue')}"
-    return -1, "unknown error"
-
-
 def compiler_caches(params: ExperimentParams) -> None:
     """numba's and torch's compiler caches live in the bnlib cache, not in the working directory or $TMPDIR (torch
     makes $TMPDIR/torchinductor_<user> as soon as an optimizer step imports its compiler)."""
@@ -168,7 +193,9 @@ def compiler_caches(params: ExperimentParams) -> None:
 
 
 def run_notebook(name: str, profile: str = DEFAULT_PROFILE, overrides: dict | None = None,
-                 output: Path | None = None, kernel: str = KERNEL, log=print) -> Path:
+                 output: Path | None = None, kernel: str = KERNEL, log=print, pair: Path | None = None) -> Path:
+    """Execute notebook `name` headless; write it to `output` (default: executed_paths) and, with `pair`, also the
+    paired form (the source's own parameters cell) there. Returns the last path written."""
     import nbformat
     import papermill
     from nbclient.exceptions import DeadKernelError
@@ -176,8 +203,10 @@ def run_notebook(name: str, profile: str = DEFAULT_PROFILE, overrides: dict | No
     overrides = dict(overrides or {})
     params = resolve(profile, **overrides)  # a bad key fails here, before a kernel starts
     source = _source_notebook(name)
-    outputs = [Path(output)] if output else executed_paths(name, source, params, overrides)
-    output = outputs[0]
+    outputs = {Path(output): False} if output else executed_paths(name, source, params, overrides)
+    if pair is not None:
+        outputs[Path(pair)] = True
+    output = next(iter(outputs))
     compiler_caches(params)
     quiet_logs()
     t0 = time.perf_counter()
@@ -201,20 +230,19 @@ def run_notebook(name: str, profile: str = DEFAULT_PROFILE, overrides: dict | No
                 nbformat.write(nb, partial)
             raise NotebookFailed(f"{name}: cell {exc.cell_index} failed with {exc.ename}: {exc.evalue}\n"
                                  f"The partial notebook is {partial}; re-running resumes from the cache.") from None
-        for target in outputs:
-            paired = target == NOTEBOOK_DIR / f"{name}.ipynb"
+        for target, paired in outputs.items():
             nb = restore_cells(nbformat.read(executed, as_version=4), source,
                                None if paired else parameters_source(profile, overrides))
             with atomic_path(target) as out:  # only a notebook that ran to the end is put in place
                 nbformat.write(nb, out)
-            if paired:  # the source's timestamp: jupytext then reads the pair without a "more recent" error
+            if paired and target.parent == NOTEBOOK_DIR:  # the source's time, as git would not keep it either
                 stamp = (NOTEBOOK_DIR / f"{name}.py").stat().st_mtime
                 os.utime(target, (stamp, stamp))
     output.with_suffix(".failed.ipynb").unlink(missing_ok=True)
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB -> GiB, largest kernel so far
     log(f"{name}: done in {time.perf_counter() - t0:.0f}s, peak kernel RSS so far {peak:.1f} GiB -> "
         f"{', '.join(_display(p) for p in outputs)}")
-    return outputs[-1]
+    return list(outputs)[-1]
 
 
 def _display(path: Path) -> str:

@@ -171,10 +171,19 @@ def _fmt_p(p: float) -> str:
     return "n/a" if not np.isfinite(p) else (f"{p:.2g}")
 
 
+def prose_list(items, empty: str = "no layer") -> str:
+    """'conv4', 'conv4 and fc1', 'conv1, conv4 and fc1': a list as a sentence reads it (`empty` when there is none)."""
+    items = [str(i) for i in items]
+    if not items:
+        return empty
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
 def describe_comparison(cmp: pd.DataFrame, what: str, alpha: float = 0.05) -> str:
     """Plain sentences on where BN is higher, lower or not distinguishable, from a compare_norms table.
 
-    A layer with fewer than MIN_SEEDS usable seeds on a side gets no verdict, and the text says so.
+    "Higher" and "lower" use the one rule of every verdict here: Holm-corrected p < alpha over the metric's
+    layers. A layer with fewer than MIN_SEEDS usable seeds on a side gets no verdict, and the text says so.
     """
     if cmp.empty:
         return f"No {what} values to compare: no usable run has them."
@@ -183,21 +192,23 @@ def describe_comparison(cmp: pd.DataFrame, what: str, alpha: float = 0.05) -> st
     if ok.empty:
         return (f"{what}: NO VERDICT. Fewer than {MIN_SEEDS} usable seeds on a side "
                 f"(BN {int(cmp.n_batch.max())}, no BN {int(cmp.n_none.max())}); see the excluded runs above.")
-    higher = ok[(ok.p < alpha) & (ok["diff"] > 0)].layer.tolist()
-    lower = ok[(ok.p < alpha) & (ok["diff"] < 0)].layer.tolist()
-    same = ok[~(ok.p < alpha)].layer.tolist()
+    hit = ok.p_holm < alpha
+    higher = ok[hit & (ok["diff"] > 0)].layer.tolist()
+    lower = ok[hit & (ok["diff"] < 0)].layer.tolist()
+    same = ok[~hit].layer.tolist()
     n = int(ok.n_seeds.min())
-    parts = [f"{what}, BN minus no-BN, Welch's t-test over {n}+ usable seed(s) per side, alpha={alpha}:"]
-    parts.append(f"  BN higher in {higher or 'no layer'}; BN lower in {lower or 'no layer'}; "
-                 f"no significant difference in {same or 'no layer'}.")
+    parts = [f"{what}, BN minus no-BN, Welch's t-test over {n}+ usable seed(s) per side, "
+             f"Holm-corrected over the {len(ok)} layers, alpha = {alpha}:"]
+    parts.append(f"  BN higher in {prose_list(higher)}; BN lower in {prose_list(lower)}; "
+                 f"no significant difference in {prose_list(same)}.")
     if untestable:
-        parts.append(f"  No verdict in {untestable}: fewer than {MIN_SEEDS} usable seeds on a side.")
+        parts.append(f"  No verdict in {prose_list(untestable)}: fewer than {MIN_SEEDS} usable seeds on a side.")
     d = ok["diff"]
     parts.append(f"  Differences range from {d.min():+.4f} to {d.max():+.4f} "
                  f"(mean |diff| {d.abs().mean():.4f}).")
     for _, r in cmp.iterrows():
         parts.append(f"    {r.layer:>6}: BN {r.mean_batch:.4f} ± {r.std_batch:.4f}  no-BN {r.mean_none:.4f} ± "
-                     f"{r.std_none:.4f}  diff {r['diff']:+.4f}  p={_fmt_p(r.p)}")
+                     f"{r.std_none:.4f}  diff {r['diff']:+.4f}  p={_fmt_p(r.p)}  Holm p={_fmt_p(r.p_holm)}")
     return "\n".join(parts)
 
 
@@ -286,7 +297,9 @@ def shared_effects(cmp: pd.DataFrame, effect_of: str = "batch", alpha: float = 0
                 sharers.append(o.norm)
         row["shared_by"] = ", ".join(sharers) or "none"
         rows.append(row)
-    return pd.DataFrame(rows)
+    # no effect: still the columns, so the CSV reads back as an empty table
+    return pd.DataFrame(rows) if rows else pd.DataFrame(
+        columns=["metric", "layer", f"{effect_of}_diff", f"{effect_of}_p_holm", "shared_by"])
 
 
 def describe_shared_effects(shared: pd.DataFrame, effect_of: str = "batch", reference: str = "none") -> str:

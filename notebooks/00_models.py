@@ -5,6 +5,11 @@
 # one per (normalisation, seed). This notebook trains them (or reads them from the
 # artifact cache), tabulates train and test accuracy, and plots the learning curves.
 #
+# **Measure, then analyse.** `results.measured` trains and measures, and writes each measured
+# table to `figures/<profile>/<table>.csv`; everything after it is computed from those CSVs
+# alone. `make refresh` re-runs every notebook from the committed CSVs (`from_csvs`), with no
+# model and no cache, so the figures, verdicts and this notebook always match the numbers.
+#
 # **How to read it.** The table gives mean ± std over seeds per variant. The paper's
 # premise is that BN and no-BN models both train well; their representations are then
 # compared in notebooks 01–03. A run whose loss became non-finite is marked *diverged*.
@@ -16,13 +21,11 @@ profile = "quick"  # a params/<profile>.yaml; override any of its keys below or 
 from bnlib import params, plots, results
 
 P = params.from_notebook(globals())
-print(P.to_yaml())  # the resolved parameters of this run
+print(P.to_yaml())  # the parameters that make these results
 
 # %%
-models = results.train_all(P)
-df = results.experiment_results(P, models)
-print(results.describe_exclusions(models))  # left out of every statistic below
-history = results.history_table(models)
+df, history = results.measured(P, "accuracy", "training")  # accuracy.csv, training.csv
+print(results.describe_exclusions(df))  # left out of every statistic below
 
 # %%
 accuracy = df[df.layer == "model"].pivot_table(index=["norm", "seed"], columns="metric", values="value")
@@ -34,8 +37,6 @@ results.accuracy_summary(df).round(4)  # over the usable seeds only
 # %%
 fig = plots.training_curves(history[history.status == "complete"], title=f"{P.arch} on {results.dataset_title(P)}")
 plots.save_figure(fig, history, P.figures_dir(), "training")
-plots.save_table(df[df.layer == "model"], P.figures_dir(), "accuracy")
-plots.save_table(results.history_table(models, timings=True), P.figures_dir(), "training_time")  # wall clock: not reproducible
 
 # %% [markdown]
 # ## What the numbers say

@@ -22,14 +22,14 @@ profile = "quick"  # a params/<profile>.yaml; override any of its keys below or 
 from bnlib import params, plots, report, results, stats
 
 P = params.from_notebook(globals())
-models = results.train_all(P)
-df = results.experiment_results(P, models)
-print(results.describe_exclusions(models))  # left out of every statistic below
+accuracy, sparsity = results.measured(P, "accuracy", "sparsity")  # accuracy.csv, sparsity.csv
+df = results.long_form(accuracy, sparsity)
+print(results.describe_exclusions(df))  # left out of every statistic below
 
 # %%
 metrics = ["channel_sparsity", "element_sparsity", "dead_channels"]
 fig = plots.metric_panels(df, metrics, title=f"Sparsity per layer · {P.arch} on {results.dataset_title(P)}")
-plots.save_figure(fig, df[df.metric.isin(metrics)], P.figures_dir(), "sparsity")
+plots.save_figure(fig, sparsity, P.figures_dir(), "sparsity")
 
 # %% [markdown]
 # ## What the numbers say

@@ -19,15 +19,15 @@ profile = "quick"  # a params/<profile>.yaml; override any of its keys below or 
 from bnlib import params, plots, report, results, stats
 
 P = params.from_notebook(globals())
-models = results.train_all(P)
-df = results.experiment_results(P, models)
-print(results.describe_exclusions(models))  # left out of every statistic below
+accuracy, silhouette = results.measured(P, "accuracy", "silhouette")  # accuracy.csv, silhouette.csv
+df = results.long_form(accuracy, silhouette)
+print(results.describe_exclusions(df))  # left out of every statistic below
 
 # %%
 metrics = ["silhouette"] + (["silhouette_pooled"] if P.silhouette_pooled else [])
 fig = plots.metric_panels(df, metrics, kind="point",
                           title=f"Silhouette per layer ({P.silhouette_metric}) · {P.arch} on {results.dataset_title(P)}")
-plots.save_figure(fig, df[df.metric.isin(metrics)], P.figures_dir(), "silhouette")
+plots.save_figure(fig, silhouette, P.figures_dir(), "silhouette")
 
 # %% [markdown]
 # ## What the numbers say

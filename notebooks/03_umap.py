@@ -17,9 +17,8 @@ profile = "quick"  # a params/<profile>.yaml; override any of its keys below or 
 from bnlib import params, plots, results
 
 P = params.from_notebook(globals())
-models = results.train_all(P)
-embedding = results.umap_table(P, models)
-print(results.describe_exclusions(models))  # no panel for an excluded run
+accuracy, embedding = results.measured(P, "accuracy", "umap")  # accuracy.csv, umap.csv
+print(results.describe_exclusions(accuracy))  # no panel for an excluded run
 
 # %%
 fig = plots.umap_grid(embedding, title=f"UMAP · {P.arch} on {results.dataset_title(P)}, seed {P.umap_model_seed}")

@@ -31,15 +31,12 @@ profile = "quick"  # a params/<profile>.yaml; override any of its keys below or 
 from bnlib import params, plots, report, results
 
 P = params.from_notebook(globals())
-models = results.train_all(P)
-views = results.clustering_views(P, models)
-cka = results.cka_table(P, models)
-print(results.describe_exclusions(models))  # left out of every statistic below
+views, cka = results.measured(P, "views", "cka")  # views.csv (with the per-model rows), cka.csv
+print(results.describe_exclusions(views))  # left out of every statistic below
 
 # %%
 fig = plots.views_figure(views, cka, title=f"Views of clustering per layer · {P.arch} on {results.dataset_title(P)}")
 plots.save_figure(fig, views, P.figures_dir(), "views")
-plots.save_table(cka, P.figures_dir(), "cka")
 
 # %% [markdown]
 # ## What the numbers say

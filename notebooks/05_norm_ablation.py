@@ -25,9 +25,9 @@ profile = "ablation"  # a params/<profile>.yaml; override any of its keys below 
 from bnlib import params, plots, results, stats
 
 P = params.from_notebook(globals())
-models = results.train_all(P)
-df = results.experiment_results(P, models)
-print(results.describe_exclusions(models))  # left out of every statistic below
+accuracy, ablation = results.measured(P, "accuracy", "ablation")  # accuracy.csv, ablation.csv
+df = results.long_form(accuracy, ablation)
+print(results.describe_exclusions(df))  # left out of every statistic below
 
 # %%
 print(results.describe_accuracy(df))
@@ -37,7 +37,7 @@ metrics = ["test_accuracy", "channel_sparsity", "element_sparsity", "silhouette"
 metrics = [m for m in metrics if m in set(df.metric)]
 fig = plots.ablation_figure(stats.usable(df), metrics, title=f"Normalisation ablation · {P.arch} on "
                             f"{results.dataset_title(P)}")
-plots.save_figure(fig, df[df.metric.isin(metrics + ["diverged"])], P.figures_dir(), "ablation")
+plots.save_figure(fig, ablation, P.figures_dir(), "ablation")
 
 # %% [markdown]
 # ## What the numbers say

@@ -31,6 +31,9 @@ def test_landing_page_has_the_paper_results_and_figures(site):
         assert f'quick/{fig}.png' in index and f'quick/{fig}.csv' in index
         assert (site / "quick" / f"{fig}.png").is_file()
     assert 'href="quick/04_clustering_views.html"' in index
+    # the claims grid comes first, each verdict linking to its profile's section
+    assert index.index("The claims at a glance") < index.index('id="quick"')
+    assert 'href="#quick"' in index and 'href="#ablation"' in index and "normalising at all" in index
 
 
 def test_notebook_pages_navigate_and_hide_the_machinery(site):

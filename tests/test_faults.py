@@ -46,8 +46,8 @@ def test_blown_up_runs_are_excluded_with_a_reason(blown_up):
     assert all(m.status in ("diverged", "failed") and m.reason for m in models)
     assert df[df.layer != "model"].empty  # no metric from an unusable model
     assert set(df[df.metric == "diverged"].value) == {1.0}
-    text = results.describe_exclusions(models)
-    assert "4 of 4 runs are EXCLUDED" in text and all(m.name in text for m in models)
+    text = results.describe_exclusions(df)
+    assert "4 of 4 runs are EXCLUDED" in text and all(f"{m.config.norm}, seed {m.config.seed}" in text for m in models)
     verdict = stats.describe_comparison(stats.compare_norms(df, "silhouette"), "silhouette")
     assert "No silhouette values" in verdict or "NO VERDICT" in verdict
     assert "higher in" not in verdict and "lower in" not in verdict

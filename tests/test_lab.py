@@ -135,3 +135,50 @@ def test_lab_screenshot(server, tmp_path):
     assert shot.stat().st_size > 10_000
     if os.environ.get("BNLIB_KEEP_SCREENSHOT"):
         shutil.copy(shot, os.environ["BNLIB_KEEP_SCREENSHOT"])
+
+
+def _cells(nb):
+    return [(c["cell_type"], c["source"]) for c in nb["cells"]]
+
+
+@pytest.mark.parametrize("name", runner.NOTEBOOKS)
+def test_every_pair_opens_with_the_py_cells_when_its_ipynb_is_newer(server, name):
+    """git keeps no file times: after a pull, checkout or stash the .ipynb can be newer than its .py. Lab must still
+    open the pair, with the .py's cells and the .ipynb's outputs, and a save must leave the .py as it was."""
+    import jupytext
+
+    base, nbdir, _ = server
+    py, ipynb = nbdir / f"{name}.py", nbdir / f"{name}.ipynb"
+    later = py.stat().st_mtime + 3600
+    os.utime(ipynb, (later, later))
+    expected = [(c.cell_type, c.source) for c in jupytext.read(py).cells]
+    for path in (py.name, ipynb.name):
+        status, model = _call(base, f"/api/contents/{path}?type=notebook&content=1")
+        assert status == 200 and _cells(model["content"]) == expected, path
+    assert any(c.get("outputs") for c in model["content"]["cells"])
+    before = py.read_text()
+    status, _ = _call(base, f"/api/contents/{py.name}", "PUT",
+                      {"type": "notebook", "format": "json", "content": model["content"]})
+    assert status == 200 and py.read_text() == before
+
+
+def test_an_ipynb_checked_out_from_an_older_commit_opens_with_the_py_cells(server):
+    """An older commit's executed notebook (other cells, other outputs), newer on disk than the .py: the .py wins."""
+    import jupytext
+
+    base, nbdir, _ = server
+    name = "01_sparsity"
+    log = subprocess.run(["git", "log", "--format=%H", "-n", "1", "--skip", "3", "--", f"notebooks/{name}.ipynb"],
+                         cwd=REPO_ROOT, capture_output=True, text=True)
+    if log.returncode != 0 or not log.stdout.strip():
+        pytest.skip("no git history of the notebook here")
+    old = subprocess.run(["git", "show", f"{log.stdout.strip()}:notebooks/{name}.ipynb"], cwd=REPO_ROOT,
+                         capture_output=True, check=True).stdout
+    py, ipynb = nbdir / f"{name}.py", nbdir / f"{name}.ipynb"
+    ipynb.write_bytes(old)
+    later = py.stat().st_mtime + 3600
+    os.utime(ipynb, (later, later))
+    expected = [(c.cell_type, c.source) for c in jupytext.read(py).cells]
+    assert _cells(json.loads(old)) != expected  # really another version of the notebook
+    status, model = _call(base, f"/api/contents/{py.name}?type=notebook&content=1")
+    assert status == 200 and _cells(model["content"]) == expected

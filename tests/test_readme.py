@@ -19,7 +19,7 @@ def readme_block(heading: str) -> list[str]:
 
 
 def test_readme_papermill_commands_run_as_written(tmp_path, isolated_cache):
-    commands = readme_block("### One notebook with papermill")
+    commands = readme_block("**Batch, with make or papermill.**")
     assert len(commands) == 4 and any("jupytext --to ipynb" in c for c in commands)
     # A folder that looks like the checkout (its notebooks, params and venv), so out.ipynb lands here.
     for name in ("notebooks", "params", ".venv"):
@@ -33,12 +33,15 @@ def test_readme_papermill_commands_run_as_written(tmp_path, isolated_cache):
             (tmp_path / "out.ipynb").unlink()
 
 
-def test_readme_results_blocks_are_the_report_of_the_committed_csvs():
-    """Numbers in the README's Results come from bnlib.report, never typed: every block matches a fresh report."""
+def test_readme_is_user_documentation_with_the_claims_grid_at_its_top():
+    """At most about 300 lines; the generated claims grid right under the quickstart, one row per claim; no diary."""
     from bnlib import report
+
     text = (REPO_ROOT / "README.md").read_text()
-    blocks = re.findall(r"<!-- report:(\S+) -->\n(.*?)\n<!-- /report:\1 -->", text, flags=re.S)
-    assert {"quick", "mnist", "cifar10-cpu", "ablation"} <= {profile for profile, _ in blocks}
-    for profile, block in blocks:
-        assert block == report.profile_report(profile), \
-            f"README block {profile} is stale: run `python -m bnlib.report {profile} --update-readme`"
+    assert len(text.splitlines()) <= 300
+    headings = re.findall(r"^## (.+)$", text, flags=re.M)
+    assert headings[:2] == ["Quickstart", "The claims at a glance"]
+    grid = re.search(r"<!-- claims -->\n(.*?)\n<!-- /claims -->", text, flags=re.S).group(1)
+    assert all(f"| {n}. {claim} |" in grid for n, claim in report.CLAIMS.items())
+    assert "figures/quick/README.md#results" in grid and "figures/cifar10-cpu/README.md#results" in grid
+    assert "in this session" not in text and "SIGSTOP" not in text

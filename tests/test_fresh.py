@@ -1,0 +1,72 @@
+"""Nothing stale: everything committed is what the current code makes from the committed CSVs.
+
+`python -m bnlib.refresh --check` re-renders every committed profile into a temporary folder (every executed
+notebook, figure, derived CSV, results page and README block) and compares byte for byte. These tests run it,
+show that it catches a one-digit CSV edit, and that a measuring run and a refresh make the same notebooks.
+"""
+
+import re
+import shutil
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from bnlib import refresh
+from bnlib.paths import FIGURES_DIR, REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def test_everything_committed_is_fresh():
+    done = subprocess.run([sys.executable, "-m", "bnlib.refresh", "--check"], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, f"stale files; run `make refresh` and commit:\n{done.stdout[-4000:]}{done.stderr[-2000:]}"
+    assert "0 stale file(s)" in done.stdout
+
+
+def _edit_one_digit(csv_path):
+    """Change the first decimal digit of the first fc1 channel_sparsity value (e.g. 0.381 -> 0.481)."""
+    lines = csv_path.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if ",fc1," in line and ",channel_sparsity," in line:
+            head, value = line.rsplit(",", 1)
+            digit = re.search(r"\.(\d)", value)
+            new = str((int(digit.group(1)) + 1) % 10)
+            lines[i] = f"{head},{value[:digit.start(1)]}{new}{value[digit.end(1):]}"
+            csv_path.write_text("\n".join(lines) + "\n")
+            return lines[i]
+    raise AssertionError("no fc1 channel_sparsity row")
+
+
+def test_a_one_digit_edit_to_a_committed_csv_makes_the_check_fail(tmp_path):
+    committed = tmp_path / "committed"
+    shutil.copytree(FIGURES_DIR / "quick", committed / "quick")
+    _edit_one_digit(committed / "quick" / "sparsity.csv")
+    refresh.render(["quick"], tmp_path / "made", log=lambda s: None, source=committed)
+    found = refresh.stale(["quick"], tmp_path / "made", committed_dir=committed)
+    assert any(f.startswith("figures/quick/sparsity.png") for f in found), found
+    assert any(f.startswith("figures/quick/01_sparsity.ipynb") for f in found), found
+    assert any(f.startswith("figures/quick/README.md") for f in found), found
+    # and the unedited copy is fresh: the edit, not the copying, made the difference
+    shutil.copyfile(FIGURES_DIR / "quick" / "sparsity.csv", committed / "quick" / "sparsity.csv")
+    refresh.render(["quick"], tmp_path / "again", log=lambda s: None, source=committed)
+    assert not [f for f in refresh.stale(["quick"], tmp_path / "again", committed_dir=FIGURES_DIR)
+                if f.startswith("figures/")]
+
+
+def test_a_measuring_run_and_a_refresh_of_its_csvs_make_identical_notebooks_and_figures(smoke_run, tmp_path):
+    """The runner's notebooks (measured now) equal those re-rendered from their CSVs alone: `make figures` output is
+    what `make refresh` keeps."""
+    out, _, _ = smoke_run
+    source = tmp_path / "source"
+    shutil.copytree(out, source / "smoke")
+    refresh.render(["smoke"], tmp_path / "made", log=lambda s: None, source=source)
+    made = tmp_path / "made" / "figures" / "smoke"
+    for path in sorted(out.glob("*")):
+        if path.suffix in (".ipynb", ".png", ".svg", ".csv"):
+            assert path.read_bytes() == (made / path.name).read_bytes(), path.name
+    params = nbformat.read(out / "01_sparsity.ipynb", as_version=4).cells
+    assert any("profile = 'smoke'" in c.source for c in params)
+    assert not any("cache_dir" in c.source or "output_dir" in c.source for c in params)  # placement: not shown
