@@ -141,16 +141,37 @@ def _better(r) -> str:
     return "BN" if bn_higher != (r.metric in stats.LOWER_IS_BETTER) else "no BN"
 
 
-def claim3(cmp: pd.DataFrame) -> str:
-    """Claim 3 from every clustering view present: per view, does BN cluster better in more layers than not?"""
-    views = view_table(cmp)
-    if views.empty or (views.better == "no verdict").all():
-        return f"3. *{CLAIMS[3]}*: **no verdict** (fewer than 2 usable seeds a side)."
+def _per_view(views: pd.DataFrame) -> list[tuple[str, str, list[str], list[str]]]:
+    """(view label, which variant it leans to, layers where BN is better, layers where no BN is) per view."""
     per_view = []
     for metric, g in views.groupby("metric", sort=False):
         bn, no = (g.better == "BN").sum(), (g.better == "no BN").sum()
         lean = "BN" if bn > no else "no BN" if no > bn else "neither"
         per_view.append((LABELS[metric], lean, g[g.better == "BN"].layer.tolist(), g[g.better == "no BN"].layer.tolist()))
+    return per_view
+
+
+def _per_view_layers(per_view) -> str:
+    return "; ".join(f"{v}: BN better in {stats.prose_list(hi)}, no BN better in {stats.prose_list(lo)}"
+                     for v, _, hi, lo in per_view)
+
+
+def views_say(cmp: pd.DataFrame) -> str:
+    """Per clustering view in `cmp`: where BN and where no BN is better (Holm over the view's layers), which it leans to."""
+    views = view_table(cmp)
+    if views.empty or (views.better == "no verdict").all():
+        return "No clustering view to compare (fewer than 2 usable seeds a side)."
+    per_view = _per_view(views)
+    leans = "; ".join(f"{v} leans to {lean}" for v, lean, *_ in per_view)
+    return f"{_per_view_layers(per_view)}. So: {leans}."
+
+
+def claim3(cmp: pd.DataFrame) -> str:
+    """Claim 3 from every clustering view present: per view, does BN cluster better in more layers than not?"""
+    views = view_table(cmp)
+    if views.empty or (views.better == "no verdict").all():
+        return f"3. *{CLAIMS[3]}*: **no verdict** (fewer than 2 usable seeds a side)."
+    per_view = _per_view(views)
     favour = [v for v, lean, *_ in per_view if lean == "BN"]
     against = [v for v, lean, *_ in per_view if lean == "no BN"]
     if favour and not against and len(favour) > len(per_view) / 2:
@@ -161,8 +182,7 @@ def claim3(cmp: pd.DataFrame) -> str:
         verdict = "**mixed**" if favour else "**not supported**"
     else:
         verdict = "**not supported** (no view differs after Holm's correction)"
-    layers = "; ".join(f"{v}: BN better in {stats.prose_list(hi)}, no BN better in {stats.prose_list(lo)}"
-                       for v, _, hi, lo in per_view)
+    layers = _per_view_layers(per_view)
     fc = views[views.layer == views.layer.iloc[views.layer_index.argmax()]]
     last = f" In the last hidden layer ({fc.layer.iloc[0]}), {(fc.better == 'BN').sum()} of {len(fc)} views favour BN."
     return (f"3. *{CLAIMS[3]}*: {verdict}. {len(favour)} of {len(per_view)} views favour BN "

@@ -31,8 +31,9 @@ profile = "quick"  # a params/<profile>.yaml; override any of its keys below or 
 from bnlib import params, plots, report, results
 
 P = params.from_notebook(globals())
-views, cka = results.measured(P, "views", "cka")  # views.csv (with the per-model rows), cka.csv
-print(results.describe_exclusions(views))  # left out of every statistic below
+views, silhouette, cka = results.measured(P, "views", "silhouette", "cka")  # views.csv, silhouette.csv, cka.csv
+df = results.long_form(silhouette, views)  # every view of claim 3, the pooled silhouette included
+print(results.describe_exclusions(df))  # left out of every statistic below
 
 # %%
 fig = plots.views_figure(views, cka, title=f"Views of clustering per layer · {P.arch} on {results.dataset_title(P)}")
@@ -44,8 +45,8 @@ plots.save_figure(fig, views, P.figures_dir(), "views")
 # comes from resampling the seeds. `p_holm` is corrected over the layers of one view.
 
 # %%
-comparison = report.comparisons(views)
-print(report.verdicts(views, comparison, claims=(3,)))
+comparison = report.comparisons(df)
+print(report.verdicts(df, comparison, claims=(3,)))
 print(report.power(comparison))
 comparison[["metric", "layer", "mean_batch", "mean_none", "diff", "hedges_g", "g_low", "g_high", "p", "p_holm"]].round(4)
 

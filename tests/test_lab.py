@@ -141,6 +141,15 @@ def _cells(nb):
     return [(c["cell_type"], c["source"]) for c in nb["cells"]]
 
 
+def _copied_pair(nbdir, name: str, folder: str):
+    """The pair and the jupytext config copied into nbdir/<folder>/, so these tests leave the other tests' pairs be."""
+    where = nbdir / folder
+    where.mkdir(exist_ok=True)
+    for f in (f"{name}.py", f"{name}.ipynb", "jupytext.toml"):
+        shutil.copy2(nbdir / f, where / f)
+    return where / f"{name}.py", where / f"{name}.ipynb"
+
+
 @pytest.mark.parametrize("name", runner.NOTEBOOKS)
 def test_every_pair_opens_with_the_py_cells_when_its_ipynb_is_newer(server, name):
     """git keeps no file times: after a pull, checkout or stash the .ipynb can be newer than its .py. Lab must still
@@ -148,16 +157,16 @@ def test_every_pair_opens_with_the_py_cells_when_its_ipynb_is_newer(server, name
     import jupytext
 
     base, nbdir, _ = server
-    py, ipynb = nbdir / f"{name}.py", nbdir / f"{name}.ipynb"
+    py, ipynb = _copied_pair(nbdir, name, "pulled")
     later = py.stat().st_mtime + 3600
     os.utime(ipynb, (later, later))
     expected = [(c.cell_type, c.source) for c in jupytext.read(py).cells]
-    for path in (py.name, ipynb.name):
-        status, model = _call(base, f"/api/contents/{path}?type=notebook&content=1")
-        assert status == 200 and _cells(model["content"]) == expected, path
+    for path in (py, ipynb):
+        status, model = _call(base, f"/api/contents/pulled/{path.name}?type=notebook&content=1")
+        assert status == 200 and _cells(model["content"]) == expected, path.name
     assert any(c.get("outputs") for c in model["content"]["cells"])
     before = py.read_text()
-    status, _ = _call(base, f"/api/contents/{py.name}", "PUT",
+    status, _ = _call(base, f"/api/contents/pulled/{py.name}", "PUT",
                       {"type": "notebook", "format": "json", "content": model["content"]})
     assert status == 200 and py.read_text() == before
 
@@ -174,11 +183,11 @@ def test_an_ipynb_checked_out_from_an_older_commit_opens_with_the_py_cells(serve
         pytest.skip("no git history of the notebook here")
     old = subprocess.run(["git", "show", f"{log.stdout.strip()}:notebooks/{name}.ipynb"], cwd=REPO_ROOT,
                          capture_output=True, check=True).stdout
-    py, ipynb = nbdir / f"{name}.py", nbdir / f"{name}.ipynb"
+    py, ipynb = _copied_pair(nbdir, name, "checkout")
     ipynb.write_bytes(old)
     later = py.stat().st_mtime + 3600
     os.utime(ipynb, (later, later))
     expected = [(c.cell_type, c.source) for c in jupytext.read(py).cells]
     assert _cells(json.loads(old)) != expected  # really another version of the notebook
-    status, model = _call(base, f"/api/contents/{py.name}?type=notebook&content=1")
+    status, model = _call(base, f"/api/contents/checkout/{py.name}?type=notebook&content=1")
     assert status == 200 and _cells(model["content"]) == expected

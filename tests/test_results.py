@@ -67,7 +67,7 @@ def test_compare_norms_welch():
     assert c1["diff"] == pytest.approx(0.2) and c1.p < 1e-6 and c1.n_seeds == 4
     assert c2["diff"] == pytest.approx(0.0) and c2.p == pytest.approx(1.0)  # same samples: no evidence of a difference
     text = stats.describe_comparison(cmp, "silhouette")
-    assert "BN higher in ['conv1']" in text
+    assert "BN higher in conv1;" in text and "Holm" in text
 
 
 def test_smoke_profile_with_a_width_multiplier(tmp_path):
