@@ -71,8 +71,12 @@ class TrainedModel:
         return f"{c.arch}/{c.norm}/seed{c.seed}"
 
 
-def model_for(config: TrainConfig, num_classes: int = 10) -> torch.nn.Module:
-    return build_model(config.arch, config.norm, num_classes, width=config.width, init=config.init)
+def model_for(config: TrainConfig, num_classes: int | None = None) -> torch.nn.Module:
+    """The untrained model of `config`, with one logit per class of its dataset (unless told how many)."""
+    from .data import num_classes as classes_of
+
+    return build_model(config.arch, config.norm, num_classes or classes_of(config.dataset), width=config.width,
+                       init=config.init)
 
 
 def config_key(config: TrainConfig) -> str:

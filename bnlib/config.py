@@ -13,11 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .data import DATASETS
 from .models import ARCHS, INITS, NORM_LAYERS
 
-Dataset = Literal["mnist5k", "mnist", "cifar10", "cifar10-jpeg"]
+BuiltinDataset = Literal["mnist5k", "mnist", "cifar10", "cifar10-jpeg"]
+# A built-in dataset, or your own: `custom-<16 hex>`, the name bnlib.custom_data.register gives a checked source.
+Dataset = BuiltinDataset | Annotated[str, Field(pattern=r"^custom-[0-9a-f]{16}$")]
 Arch = Literal["cnn4", "vgg16"]
 Norm = Literal["batch", "none", "batch_noaffine", "batch_after_relu", "group", "layer", "instance"]
 Init = Literal["pytorch", "vgg"]
-assert set(Dataset.__args__) == set(DATASETS) and set(Arch.__args__) == set(ARCHS)
+assert set(BuiltinDataset.__args__) == set(DATASETS) and set(Arch.__args__) == set(ARCHS)
 assert set(Norm.__args__) == set(NORM_LAYERS) and set(Init.__args__) == set(INITS)
 
 # Shared by TrainConfig and ExperimentParams, so one validation covers every key the first time.

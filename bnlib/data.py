@@ -97,13 +97,56 @@ DATASET_TITLES = {"mnist5k": "MNIST (5k subset)", "mnist": "MNIST", "cifar10": "
                   "cifar10-jpeg": "CIFAR-10 (JPEG copy)"}
 
 
+ARCH_INPUT = {"cnn4": (1, 28, 28), "vgg16": (3, 32, 32)}  # the (C, H, W) each architecture takes
+BUILTIN_SHAPES = {"mnist5k": (1, 28, 28), "mnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar10-jpeg": (3, 32, 32)}
+
+
+def dataset_sizes(name: str) -> tuple[int, int]:
+    """(train, test) images of a built-in or registered custom dataset."""
+    if name.startswith("custom-"):
+        from .custom_data import record
+
+        return tuple(record(name)["sizes"])
+    return DATASET_SIZES[name]
+
+
+def dataset_title(name: str) -> str:
+    if name.startswith("custom-"):
+        from .custom_data import record
+
+        return record(name)["title"]
+    return DATASET_TITLES[name]
+
+
+def num_classes(name: str) -> int:
+    if name.startswith("custom-"):
+        from .custom_data import record
+
+        return len(record(name)["classes"])
+    return 10  # MNIST and CIFAR-10
+
+
+def input_shape(name: str) -> tuple[int, int, int]:
+    """(C, H, W) of the images a dataset gives a model (after a custom source's `resize` and `channels`)."""
+    if name.startswith("custom-"):
+        from .custom_data import record
+
+        return tuple(record(name)["shape"])
+    return BUILTIN_SHAPES[name]
+
+
 def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | None = None,
                  download: bool = False) -> ImageData:
     """Load one split of a named dataset as in-memory tensors.
 
     `data_dir` is resolved from the argument, then ``$BNLIB_DATA_DIR``, then a
-    per-user cache. ``mnist5k`` needs no data directory at all.
+    per-user cache. ``mnist5k`` needs no data directory at all. A ``custom-...``
+    name is your own data, as `bnlib.custom_data` registered it.
     """
+    if name.startswith("custom-") and split in SPLITS:
+        from .custom_data import load
+
+        return load(name, split)
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid choices: {', '.join(DATASETS)}")
     if split not in SPLITS:

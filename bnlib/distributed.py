@@ -47,7 +47,7 @@ def require_ray():
 
 
 def _train_and_measure(config_json: dict, params_json: dict, data, reps, probe, threads: int,
-                       views: bool) -> tuple[str, dict[str, bytes]]:
+                       views: bool, dataset_record: dict | None = None) -> tuple[str, dict[str, bytes]]:
     """One Ray task: train `config` into a private cache, measure it; return (its node, its artifact's files)."""
     import ray
     import torch
@@ -58,6 +58,10 @@ def _train_and_measure(config_json: dict, params_json: dict, data, reps, probe, 
     from .train import get_or_train
 
     torch.set_num_threads(threads)
+    if dataset_record is not None:  # your own data: the images come through Ray, its record with them
+        from .custom_data import remember
+
+        remember(dataset_record)
     config = TrainConfig.model_validate(config_json)
     with tempfile.TemporaryDirectory(prefix="bnlib-ray-") as cache:
         params = ExperimentParams.model_validate(params_json | {"cache_dir": cache, "progress": False})
@@ -145,8 +149,11 @@ def run_grid(params: ExperimentParams, address: str | None = None, log=_log) -> 
         views = "04_clustering_views" in params.notebook_list()
         probe = ray.put(results.probe_set(params)) if views else None
         params_json = params.model_dump(mode="json")
-        pending = {task.remote(c.model_dump(mode="json"), params_json, data, reps, probe, threads, views): c
-                   for c in missing}
+        from .custom_data import record
+
+        dataset_record = record(params.dataset) if params.dataset.startswith("custom-") else None
+        pending = {task.remote(c.model_dump(mode="json"), params_json, data, reps, probe, threads, views,
+                               dataset_record): c for c in missing}
         # a bar on a terminal; in a log, one line per finished model instead
         bar = tqdm(total=len(missing), desc="models (ray)", unit="model", file=sys.stderr,
                    disable=not sys.stderr.isatty())

@@ -124,9 +124,9 @@ def layer_widths(params: ExperimentParams) -> dict[str, int]:
 
 
 def _sizes(params: ExperimentParams) -> tuple[int, int]:
-    from .data import DATASET_SIZES
+    from .data import dataset_sizes
 
-    n_train, n_test = DATASET_SIZES[params.dataset]
+    n_train, n_test = dataset_sizes(params.dataset)
     return min(n_train, params.train_subset or n_train), n_test
 
 

@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from .config import STRICT, Arch, ConfigError, Dataset, Init, LearningRate, Norm, TrainConfig, Width, validated
-from .data import DATASET_SIZES
+from .data import ARCH_INPUT, dataset_sizes, input_shape
 from .io import RUNNER_ENV
 from .kernels import native_bf16
 from .paths import FIGURES_DIR, PARAMS_DIR, REPO_ROOT
@@ -99,6 +99,16 @@ class ExperimentParams(BaseModel):
     ray_gpus: float = Field(0.0, ge=0, le=8)  # GPUs one task asks for; 0.25 lets four models share a GPU
     notebooks: list[str] | None = None  # which notebooks `make figures` runs for this profile; None = 00-04
 
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _dataset(cls, v):
+        """Your own data ({format, path, ...}) is checked and recorded now, then named `custom-<fingerprint>`."""
+        if isinstance(v, dict):
+            from .custom_data import DataSource, register
+
+            return register(DataSource.model_validate(v))
+        return v
+
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, v):
@@ -125,10 +135,10 @@ class ExperimentParams(BaseModel):
         missing = [n for n in self.norms if n not in self.lr]
         if missing:
             raise ValueError(f"lr has no value for norm(s) {missing}; give one per norm, e.g. {{batch: 0.01, none: 0.01}}")
-        n_train, _ = DATASET_SIZES[self.dataset]
-        if self.probe_test_samples > DATASET_SIZES[self.dataset][1]:
+        n_train, n_test = dataset_sizes(self.dataset)
+        if self.probe_test_samples > n_test:
             raise ValueError(f"probe_test_samples = {self.probe_test_samples} is more than the "
-                             f"{DATASET_SIZES[self.dataset][1]} test images of {self.dataset}; use at most that")
+                             f"{n_test} test images of {self.dataset}; use at most that")
         if self.knn_k >= self.n_represent:
             raise ValueError(f"knn_k = {self.knn_k} must be below n_represent = {self.n_represent}")
         for key in ("train_subset", "n_represent"):
@@ -147,14 +157,34 @@ class ExperimentParams(BaseModel):
             raise ValueError(f"umap_samples ({self.umap_samples}) must be <= n_represent ({self.n_represent})")
         if self.optimizer == "adam" and self.momentum != 0:
             raise ValueError("momentum applies to optimizer 'sgd' only; set it to 0 for 'adam'")
-        if (self.dataset.startswith("cifar")) != (self.arch == "vgg16"):
+        shape, wants = input_shape(self.dataset), ARCH_INPUT[self.arch]
+        if shape != wants and not self.dataset.startswith("custom-"):
             raise ValueError(f"arch {self.arch!r} does not fit dataset {self.dataset!r}: use cnn4 for MNIST, vgg16 for CIFAR-10")
+        if shape != wants:
+            raise ValueError(f"{self.arch} takes {'x'.join(map(str, wants))} images (C x H x W) and dataset "
+                             f"{self.dataset} gives {'x'.join(map(str, shape))}: set `resize: [{wants[1]}, {wants[2]}]`"
+                             f" and `channels: {wants[0]}` ({'grayscale' if wants[0] == 1 else 'RGB'}) in its mapping")
+        if self.dataset.startswith("custom-"):
+            self._check_class_counts()
         missing = [n for n in self.notebook_list() if not (REPO_ROOT / "notebooks" / f"{n}.py").is_file()]
         if missing:
             raise ValueError(f"notebooks {missing} do not exist; valid: "
                              f"{sorted(q.stem for q in (REPO_ROOT / 'notebooks').glob('[0-9]*.py'))}")
         self.train_configs()  # every model's config is valid now, not later in a notebook
         return self
+
+    def _check_class_counts(self) -> None:
+        """The measured set is a stratified draw of n_represent training images: every class must get at least 2
+        there (a silhouette needs two members a class), and no class may be empty."""
+        from .custom_data import record
+
+        rec = record(self.dataset)
+        counts, n_train = rec["class_counts"], sum(rec["class_counts"])
+        draw = min(self.n_represent, self.train_subset or n_train, n_train)
+        for name, count in zip(rec["classes"], counts):
+            if count * draw // n_train < 2:
+                raise ValueError(f"class {name!r} has {count} training images: a stratified draw of n_represent = "
+                                 f"{self.n_represent} gives it fewer than 2; raise n_represent or add images of it")
 
     # -------------------------------------------------------------- derived
     def train_config(self, norm: str, seed: int) -> TrainConfig:

@@ -25,7 +25,7 @@ import torch
 
 from .cache import Artifact
 from .io import console, console_line, write_csv
-from .data import DATASET_TITLES, ImageData, load_dataset, stratified_indices
+from .data import ImageData, dataset_title as _dataset_title, load_dataset, stratified_indices
 from . import metrics as M
 from .hooks import capture_layer
 from .metrics import channel_sparsity, dead_channels, element_sparsity, silhouette_score, spatial_mean_pool
@@ -551,7 +551,7 @@ def timing_table() -> pd.DataFrame:
 
 
 def dataset_title(params: ExperimentParams) -> str:
-    return DATASET_TITLES[params.dataset]
+    return _dataset_title(params.dataset)
 
 
 def accuracy_summary(df: pd.DataFrame) -> pd.DataFrame:

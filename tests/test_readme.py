@@ -45,3 +45,22 @@ def test_readme_is_user_documentation_with_the_claims_grid_at_its_top():
     assert all(f"| {n}. {claim} |" in grid for n, claim in report.CLAIMS.items())
     assert "figures/quick/README.md#results" in grid and "figures/cifar10-cpu/README.md#results" in grid
     assert "in this session" not in text and "SIGSTOP" not in text
+
+
+def test_readme_own_data_example_runs_as_written(tmp_path, isolated_cache, shared_data):
+    """The "Your own data" command, as written (its figures redirected to a temporary folder)."""
+    import pandas as pd
+
+    (command,) = readme_block("## Your own data")
+    assert command == ".venv/bin/python -m bnlib.runner --profile custom"
+    done = subprocess.run(f"{command} -p output_dir={tmp_path / 'custom'}", shell=True, cwd=REPO_ROOT,
+                          env=os.environ | {"BNLIB_CACHE_DIR": str(isolated_cache)}, capture_output=True, text=True,
+                          timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    acc = pd.read_csv(tmp_path / "custom" / "accuracy.csv")
+    assert acc.dataset.str.startswith("custom-").all() and len(acc[acc.metric == "test_accuracy"]) == 8
+    test_acc = acc[acc.metric == "test_accuracy"]
+    assert (acc[acc.metric == "diverged"].value == 0).all() and (test_acc.value > 0.5).all()  # every run usable
+    assert test_acc[test_acc.norm == "batch"].value.min() > 0.95  # BN on MNIST read as IDX files: as on MNIST
+    assert {f"{f}.png" for f in ("training", "sparsity", "silhouette", "umap", "views")} <= \
+        {p.name for p in (tmp_path / "custom").iterdir()}
