@@ -80,6 +80,7 @@ check: env
 	$(BIN)/python -m bnlib.check $(PROFILE)
 
 test: env ray-env
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 lab: env

@@ -61,7 +61,7 @@ def main():
     args = ap.parse_args()
     base = None
     portable_base = None
-    print(f"| setting | torch threads | weights sha256 | identical to default | largest |Δ| (metric) |")
+    print("| setting | torch threads | weights sha256 | identical to default | largest |Δ| (metric) |")
     print("|---|---|---|---|---|")
     for name in args.settings:
         got = run(args.profile, args.norm, args.seed, SETTINGS[name])

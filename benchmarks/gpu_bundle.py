@@ -123,7 +123,8 @@ def main() -> None:
     print(f"what travels (tracked files + wheels + data): {size / 2**20:.1f} MiB of {TREE_LIMIT / 2**20:.0f} MiB")
     if size > TREE_LIMIT:
         sys.exit("gpu_bundle: over the device's limit; carry the data and the wheels in separate calls")
-    print("device command prefix:\n  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade "
+    print("device command prefix:\n  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir "
+          "--upgrade "
           "--target .devsite .whl/*.whl && export PYTHONPATH=$PWD/.devsite BNLIB_DATA_DIR=$PWD/.devdata "
           "BNLIB_CACHE_DIR=$PWD/.cache/bnlib || exit;")
 

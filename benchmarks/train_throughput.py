@@ -118,7 +118,8 @@ def main():
         name = torch.cuda.get_device_name()
         peak = next((v for k, v in BF16_DENSE_PEAK_TFLOPS.items() if k in name), float("nan"))
         achieved = ours * flops / 1e12
-        print(f"achieved      : {achieved:.1f} TFLOP/s = {achieved / peak:.1%} of {name}'s {peak:.0f} TFLOP/s bf16 peak")
+        print(f"achieved      : {achieved:.1f} TFLOP/s = {achieved / peak:.1%} of {name}'s {peak:.0f} TFLOP/s "
+              f"bf16 peak")
 
 
 if __name__ == "__main__":

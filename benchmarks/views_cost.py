@@ -35,7 +35,8 @@ def main():
     totals: dict[str, float] = {}
     for layer in P.hidden_layers():
         t0 = time.perf_counter()
-        acts, test_acts = (capture_layer(model.model, d.images, d.normalise, layer, device=device) for d in (reps, probe))
+        acts, test_acts = (capture_layer(model.model, d.images, d.normalise, layer, device=device)
+                           for d in (reps, probe))
         capture = time.perf_counter() - t0
         wide = acts[0].numel() > P.probe_max_features
         timings = {"capture": capture}

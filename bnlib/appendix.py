@@ -52,7 +52,8 @@ def profiles() -> list[str]:
     """Every figures/<profile>/ folder that holds executed notebooks, in reading order."""
     from .report import ordered_profiles
 
-    found = {p.name for p in FIGURES_DIR.iterdir() if p.is_dir() and any(p.glob("*.ipynb"))} if FIGURES_DIR.is_dir() else set()
+    folders = FIGURES_DIR.iterdir() if FIGURES_DIR.is_dir() else ()
+    found = {p.name for p in folders if p.is_dir() and any(p.glob("*.ipynb"))}
     return ordered_profiles(found)
 
 
@@ -129,7 +130,8 @@ def build(out: Path = OUT, figures_dir: Path = FIGURES_DIR, only: list[str] | No
     for profile, pages in profile_pages.items():
         (out / profile).mkdir(parents=True, exist_ok=True)
         for page in pages:
-            atomic_write_text(out / profile / f"{page.stem}.html", render_notebook(page, _nav(profile_pages, (profile, page), 1)))
+            atomic_write_text(out / profile / f"{page.stem}.html",
+                              render_notebook(page, _nav(profile_pages, (profile, page), 1)))
     from .report import claims_grid
 
     toc = " · ".join(f'<a href="#{p}">{html.escape(p)}</a>' for p in chosen)

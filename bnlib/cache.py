@@ -227,7 +227,8 @@ class Artifact:
     def write_result(self, name: str, data: bytes) -> None:
         path = self.results_dir / name
         atomic_write_bytes(path, data)
-        record = {"sha256": hashlib.sha256(data).hexdigest(), "weights_sha256": self.weights_sha256(), "bytes": len(data)}
+        record = {"sha256": hashlib.sha256(data).hexdigest(), "weights_sha256": self.weights_sha256(),
+                  "bytes": len(data)}
         atomic_write_text(self.results_dir / f"{name}.sha256", json.dumps(record))
 
     def read_table(self, name: str, columns: list[str]) -> pd.DataFrame | None:
@@ -251,6 +252,28 @@ class Artifact:
         buf = io.BytesIO()
         np.save(buf, array, allow_pickle=False)
         self.write_result(name, buf.getvalue())
+
+
+def read_checked(path: Path) -> bytes | None:
+    """A cache file that belongs to no single artifact (e.g. a CKA table of many models), verified against the
+    digest record `write_checked` left beside it; None, with a CacheWarning and both removed, when they disagree."""
+    record = path.with_name(f"{path.name}.sha256")
+    if not path.is_file():
+        return None
+    try:
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != json.loads(record.read_text())["sha256"]:
+            raise ValueError("content does not match its recorded sha256")
+        return data
+    except Exception as exc:
+        _corrupt(path, str(exc) if not isinstance(exc, FileNotFoundError) else "no digest record", record)
+        return None
+
+
+def write_checked(path: Path, data: bytes) -> None:
+    atomic_write_bytes(path, data)
+    atomic_write_text(path.with_name(f"{path.name}.sha256"),
+                      json.dumps({"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}))
 
 
 def load_checkpoint(path: Path, device) -> dict | None:

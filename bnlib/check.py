@@ -132,7 +132,8 @@ def main(argv=None) -> int:
     print(markdown_table(table) if len(table) else "no CSV in common")
     claims, layers = flips(args.profile, committed, fresh)
     print(f"\nVerdicts that flip: {'; '.join(claims) if claims else 'none'}.")
-    print(f"Per-layer answers (which variant is higher, Holm-corrected) that flip: {'; '.join(layers) if layers else 'none'}.")
+    print(f"Per-layer answers (which variant is higher, Holm-corrected) that flip: "
+          f"{'; '.join(layers) if layers else 'none'}.")
     print(f"(checked in {time.perf_counter() - t0:.0f}s{'; re-run kept in ' + str(tmp) if tmp and args.keep else ''})")
     if tmp is not None and not args.keep:
         import shutil

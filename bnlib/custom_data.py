@@ -289,7 +289,8 @@ def _decode(source: DataSource, split: str, rec: dict) -> tuple[torch.Tensor, to
         raise CustomDataError(f"the {split} images of {where} mix grayscale and colour; set `channels: 1` "
                               f"(grayscale) or `channels: 3` (RGB) in the dataset mapping")
     if len(sizes) > 1 and source.resize is None:
-        raise CustomDataError(f"the {split} images of {where} have mixed sizes ({', '.join(f'{h}x{w}' for h, w in sizes[:4])}); "
+        shown = ", ".join(f"{h}x{w}" for h, w in sizes[:4])
+        raise CustomDataError(f"the {split} images of {where} have mixed sizes ({shown}); "
                               f"set `resize: [H, W]` in the dataset mapping")
     out = [_convert(i, source) for i in images]
     return torch.cat(out), torch.from_numpy(labels[split])

@@ -33,7 +33,8 @@ CHECKOUT_ENV = RUNNER_ENV
 # notebook's parameters cell (the same numbers give the same notebook wherever they were made).
 PLACEMENT_KEYS = {"output_dir", "data_dir", "cache_dir", "device", "progress", "notebooks", "ray_cpus", "ray_gpus",
                   "from_csvs"}
-ALL_NOTEBOOKS = ("00_models", "01_sparsity", "02_silhouette", "03_umap", "04_clustering_views")  # what a profile runs by default
+# what a profile runs by default
+ALL_NOTEBOOKS = ("00_models", "01_sparsity", "02_silhouette", "03_umap", "04_clustering_views")
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit"}
 _HIDDEN_LAYER_NAMES = {"cnn4": [f"conv{i}" for i in range(1, 5)] + ["fc1"],
                        "vgg16": [f"conv{i}" for i in range(1, 14)] + ["fc1"]}
@@ -134,7 +135,8 @@ class ExperimentParams(BaseModel):
     def _consistent(self):
         missing = [n for n in self.norms if n not in self.lr]
         if missing:
-            raise ValueError(f"lr has no value for norm(s) {missing}; give one per norm, e.g. {{batch: 0.01, none: 0.01}}")
+            raise ValueError(f"lr has no value for norm(s) {missing}; give one per norm, "
+                             f"e.g. {{batch: 0.01, none: 0.01}}")
         n_train, n_test = dataset_sizes(self.dataset)
         if self.probe_test_samples > n_test:
             raise ValueError(f"probe_test_samples = {self.probe_test_samples} is more than the "
@@ -159,7 +161,8 @@ class ExperimentParams(BaseModel):
             raise ValueError("momentum applies to optimizer 'sgd' only; set it to 0 for 'adam'")
         shape, wants = input_shape(self.dataset), ARCH_INPUT[self.arch]
         if shape != wants and not self.dataset.startswith("custom-"):
-            raise ValueError(f"arch {self.arch!r} does not fit dataset {self.dataset!r}: use cnn4 for MNIST, vgg16 for CIFAR-10")
+            raise ValueError(f"arch {self.arch!r} does not fit dataset {self.dataset!r}: use cnn4 for MNIST, "
+                             f"vgg16 for CIFAR-10")
         if shape != wants:
             raise ValueError(f"{self.arch} takes {'x'.join(map(str, wants))} images (C x H x W) and dataset "
                              f"{self.dataset} gives {'x'.join(map(str, shape))}: set `resize: [{wants[1]}, {wants[2]}]`"
@@ -193,7 +196,8 @@ class ExperimentParams(BaseModel):
                            weight_decay=self.weight_decay, epochs=self.epochs,
                            lr_schedule=self.lr_schedule, batch_size=self.batch_size,
                            augment=self.augment, train_subset=self.train_subset, width=self.width, init=self.init,
-                           device=self.device, bf16=self.bf16, cpu_bf16=self.resolved_cpu_bf16(), cpu_portable=self.cpu_portable,
+                           device=self.device, bf16=self.bf16, cpu_bf16=self.resolved_cpu_bf16(),
+                           cpu_portable=self.cpu_portable,
                            channels_last=self.channels_last, compile=self.compile)
 
     def resolved_cpu_bf16(self) -> bool:

@@ -82,7 +82,6 @@ def render(profiles: list[str], root: Path, log=print, source: Path = FIGURES_DI
     """Re-make every output of `profiles` under `root` (root/figures/<profile>/, root/notebooks/, root/README.md)
     from the measured CSVs in `source`/<profile>/. With root = the checkout, this rewrites the committed files in
     place."""
-    import nbformat
 
     from .runner import _source_notebook, is_own_run
     from .params import resolve

@@ -29,7 +29,8 @@ LABELS = {"channel_sparsity": "channel sparsity", "element_sparsity": "element s
           "distinct_codes": "distinct codes"}
 # The views of claim 3: each says whether classes are tighter or more separable (direction in stats.LOWER_IS_BETTER).
 # code_purity and distinct_codes are descriptive (purity is trivially 1 when every code is unique): not votes.
-CLUSTER_VIEWS = ("silhouette", "silhouette_pooled", "knn_accuracy", "linear_probe", "davies_bouldin", "calinski_harabasz",
+CLUSTER_VIEWS = ("silhouette", "silhouette_pooled", "knn_accuracy", "linear_probe", "davies_bouldin",
+                 "calinski_harabasz",
                  "within_between_ratio", "code_neighbour_agreement")
 CSV_FILES = ("accuracy", "sparsity", "silhouette", "views")
 # The paper's three claims, as every verdict, grid and page names them.
@@ -147,7 +148,8 @@ def _per_view(views: pd.DataFrame) -> list[tuple[str, str, list[str], list[str]]
     for metric, g in views.groupby("metric", sort=False):
         bn, no = (g.better == "BN").sum(), (g.better == "no BN").sum()
         lean = "BN" if bn > no else "no BN" if no > bn else "neither"
-        per_view.append((LABELS[metric], lean, g[g.better == "BN"].layer.tolist(), g[g.better == "no BN"].layer.tolist()))
+        per_view.append((LABELS[metric], lean, g[g.better == "BN"].layer.tolist(),
+                         g[g.better == "no BN"].layer.tolist()))
     return per_view
 
 
@@ -157,7 +159,8 @@ def _per_view_layers(per_view) -> str:
 
 
 def views_say(cmp: pd.DataFrame) -> str:
-    """Per clustering view in `cmp`: where BN and where no BN is better (Holm over the view's layers), which it leans to."""
+    """Per clustering view in `cmp`: where BN and where no BN is better (Holm over the view's layers), and which
+    variant it leans to."""
     views = view_table(cmp)
     if views.empty or (views.better == "no verdict").all():
         return "No clustering view to compare (fewer than 2 usable seeds a side)."
@@ -221,7 +224,8 @@ def verdicts(df: pd.DataFrame, cmp: pd.DataFrame, claims=(1, 2, 3)) -> str:
                             for r in sig.itertuples()))
         out.append(f"1. *{CLAIMS[1]}*: {verdict}. Channel sparsity, BN − no BN: largest "
                    f"|difference| in a conv layer {conv['diff'].abs().max():.3f}; {detail}. Element sparsity "
-                   f"differs (Holm) in {stats.prose_list(_layers(cmp, 'element_sparsity', -1) + _layers(cmp, 'element_sparsity', 1))}.")
+                   f"differs (Holm) in "
+                   f"{stats.prose_list(_layers(cmp, 'element_sparsity', -1) + _layers(cmp, 'element_sparsity', 1))}.")
     # (2) that effect does not explain generalisation
     per_model = stats.sparsity_vs_generalisation(df) if 2 in claims else pd.DataFrame()
     counts = per_model.groupby("norm").size() if len(per_model) else pd.Series(dtype=int)
@@ -231,16 +235,19 @@ def verdicts(df: pd.DataFrame, cmp: pd.DataFrame, claims=(1, 2, 3)) -> str:
         out.append(f"2. *{CLAIMS[2]}*: **no verdict** (fewer than 3 usable "
                    "runs per variant for a within-variant correlation).")
     else:
-        within = {norm: stats.correlation(g.mean_channel_sparsity, g.test_accuracy) for norm, g in per_model.groupby("norm")}
+        within = {norm: stats.correlation(g.mean_channel_sparsity, g.test_accuracy)
+                  for norm, g in per_model.groupby("norm")}
         holm_p = dict(zip(within, stats.holm([p for _, p in within.values()])))  # one family: this claim's tests
         r_all, p_all = stats.correlation(per_model.mean_channel_sparsity, per_model.test_accuracy)
         strong = [n for n in within if np.isfinite(holm_p[n]) and holm_p[n] < ALPHA]
         verdict = "**consistent**" if not strong else "**not supported**"
         says = ("does not predict its test accuracy" if not strong else
-                f"predicts its test accuracy within {stats.prose_list('BN' if n == 'batch' else 'no BN' for n in strong)}")
+                f"predicts its test accuracy within "
+                f"{stats.prose_list('BN' if n == 'batch' else 'no BN' for n in strong)}")
         out.append(f"2. *{CLAIMS[2]}*: {verdict}. Within a variant, a model's "
                    f"mean channel sparsity {says} (Holm over the {len(within)} variants, p < {ALPHA}: "
-                   + "; ".join(f"{'BN' if n == 'batch' else 'no BN'}: r = {r:.2f}, p = {_p(p)}, Holm p = {_p(holm_p[n])}"
+                   + "; ".join(f"{'BN' if n == 'batch' else 'no BN'}: r = {r:.2f}, p = {_p(p)}, "
+                               f"Holm p = {_p(holm_p[n])}"
                                for n, (r, p) in within.items())
                    + f"). Across all {len(per_model)} models r = {r_all:.2f} (p = {_p(p_all)}), which mixes in the BN "
                    f"effect itself. With {int(counts.min())} seeds a variant this is weak evidence either way.")

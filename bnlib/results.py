@@ -11,6 +11,7 @@ by the capture and metric parameters, so the next notebook reads them back.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import time
@@ -423,17 +424,19 @@ def _cka_table(params: ExperimentParams, models: list[TrainedModel], a: str = "b
 
     Columns: layer_index, layer, pair ("a vs b", "a vs a", "b vs b"), seed_1, seed_2, cka.
     Cached as one CSV in the cache folder, keyed by the measuring parameters and
-    the models' weight checksums. Gram matrices are N x N float32 (float64 sums).
+    the models' weight checksums, with a digest record checked on every read. Gram matrices are N x N float32
+    (float64 sums).
     """
-    from .io import atomic_write_text
+    from .cache import read_checked, write_checked
 
     usable_models = [m for m in models if not m.excluded and m.config.norm in (a, b)]
     weights = sorted(_artifact(m, params).weights_sha256() if m.path is not None else m.name for m in usable_models)
     spec = {"measure": _measure_key(params), "weights": weights, "a": a, "b": b}
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
     path = resolve_cache_dir(params.cache_dir) / "cka" / f"cka-{key}.csv"
-    if path.is_file():
-        return pd.read_csv(path)
+    cached = read_checked(path)
+    if cached is not None:
+        return pd.read_csv(io.BytesIO(cached))
     reps = representation_set(params)
     device = resolve_device(params.device)
     rows = []
@@ -459,8 +462,7 @@ def _cka_table(params: ExperimentParams, models: list[TrainedModel], a: str = "b
         TIMINGS["cka"] += time.perf_counter() - t0
         console_line(f"  CKA {layer} ({time.perf_counter() - t0:.0f}s)")
     df = pd.DataFrame(rows, columns=["layer_index", "layer", "pair", "seed_1", "seed_2", "cka"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, df.to_csv(index=False))
+    write_checked(path, df.to_csv(index=False).encode())
     return df
 
 

@@ -305,7 +305,8 @@ def shared_effects(cmp: pd.DataFrame, effect_of: str = "batch", alpha: float = 0
 def describe_shared_effects(shared: pd.DataFrame, effect_of: str = "batch", reference: str = "none") -> str:
     if shared.empty:
         return f"{effect_of} has no effect over {reference} that survives Holm's correction: nothing to attribute."
-    lines = [f"Effects of {effect_of} over {reference} (Holm-corrected p < 0.05 over layers), and which norms share them:"]
+    lines = [f"Effects of {effect_of} over {reference} (Holm-corrected p < 0.05 over layers), and which norms "
+             f"share them:"]
     for _, r in shared.iterrows():
         lines.append(f"  {r.metric:>18} {r.layer:>6}: {effect_of} − {reference} = {r[f'{effect_of}_diff']:+.4f} "
                      f"(p_holm {_fmt_p(r[f'{effect_of}_p_holm'])}); shared by: {r.shared_by}")

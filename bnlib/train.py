@@ -54,7 +54,8 @@ def augment_batch(images: torch.Tensor, generator: torch.Generator, pad: int = 4
     left = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=dev)
     rows = (top[:, None] + torch.arange(h, device=dev))[:, None, :, None]
     cols = (left[:, None] + torch.arange(w, device=dev))[:, None, None, :]
-    crops = padded[torch.arange(n, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None], rows, cols]
+    crops = padded[torch.arange(n, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None],
+                   rows, cols]
     flip = torch.rand(n, generator=generator, device=dev) < 0.5
     return torch.where(flip[:, None, None, None], crops.flip(3), crops)
 

@@ -25,8 +25,8 @@ print(results.describe_exclusions(df))  # left out of every statistic below
 
 # %%
 metrics = ["silhouette"] + (["silhouette_pooled"] if P.silhouette_pooled else [])
-fig = plots.metric_panels(df, metrics, kind="point",
-                          title=f"Silhouette per layer ({P.silhouette_metric}) · {P.arch} on {results.dataset_title(P)}")
+title = f"Silhouette per layer ({P.silhouette_metric}) · {P.arch} on {results.dataset_title(P)}"
+fig = plots.metric_panels(df, metrics, kind="point", title=title)
 plots.save_figure(fig, silhouette, P.figures_dir(), "silhouette")
 
 # %% [markdown]

@@ -9,7 +9,7 @@
 # |---|---|---|
 # | silhouette | are samples closer to their own class than to the nearest other class? | higher |
 # | kNN accuracy | do a sample's `knn_k` nearest other samples share its class (leave-one-out)? | higher |
-# | linear probe | can a logistic regression fitted on these representations classify held-out **test** images? | higher |
+# | linear probe | can a logistic regression on these representations classify held-out **test** images? | higher |
 # | Davies–Bouldin | class spread relative to the distance between class centres | lower |
 # | Calinski–Harabasz | between-class over within-class dispersion, scaled by degrees of freedom | higher |
 # | within/between scatter | tr(S_within) / tr(S_between), neural-collapse NC1 style | lower |
@@ -48,7 +48,8 @@ plots.save_figure(fig, views, P.figures_dir(), "views")
 comparison = report.comparisons(df)
 print(report.verdicts(df, comparison, claims=(3,)))
 print(report.power(comparison))
-comparison[["metric", "layer", "mean_batch", "mean_none", "diff", "hedges_g", "g_low", "g_high", "p", "p_holm"]].round(4)
+shown = ["metric", "layer", "mean_batch", "mean_none", "diff", "hedges_g", "g_low", "g_high", "p", "p_holm"]
+comparison[shown].round(4)
 
 # %% [markdown]
 # Do the clusters matter for classification, and does BN change the representation itself?

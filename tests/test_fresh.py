@@ -22,7 +22,8 @@ pytestmark = pytest.mark.slow
 def test_everything_committed_is_fresh():
     done = subprocess.run([sys.executable, "-m", "bnlib.refresh", "--check"], cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=900)
-    assert done.returncode == 0, f"stale files; run `make refresh` and commit:\n{done.stdout[-4000:]}{done.stderr[-2000:]}"
+    assert done.returncode == 0, \
+        f"stale files; run `make refresh` and commit:\n{done.stdout[-4000:]}{done.stderr[-2000:]}"
     assert "0 stale file(s)" in done.stdout
 
 

@@ -29,7 +29,10 @@ def test_requirements_follow_the_device_markers(tmp_path):
 
 def test_closure_stops_at_the_device_and_fails_on_a_missing_pin(tmp_path):
     graph = {"app": ["lib-a", "torch"], "lib-a": ["lib_b", "numpy"], "lib-b": ["app"]}  # a cycle, and device packages
-    fetch = lambda name, version: fake_wheel(tmp_path, name, graph[name])
+
+    def fetch(name, version):
+        return fake_wheel(tmp_path, name, graph[name])
+
     pins = {"app": "1", "lib-a": "1", "lib-b": "1"}
     carried = gpu_bundle.closure(["App"], {"torch", "numpy"}, pins, fetch)
     assert sorted(carried) == ["app", "lib-a", "lib-b"]

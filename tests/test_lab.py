@@ -32,7 +32,8 @@ def _free_port() -> int:
 
 
 def _call(base, path, method="GET", body=None):
-    req = urllib.request.Request(f"{base}{path}", method=method, data=None if body is None else json.dumps(body).encode(),
+    req = urllib.request.Request(f"{base}{path}", method=method,
+                                 data=None if body is None else json.dumps(body).encode(),
                                  headers={"Authorization": f"token {TOKEN}", "Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=60) as r:
         return r.status, json.loads(r.read() or b"null")
@@ -121,7 +122,8 @@ def test_lab_screenshot(server, tmp_path):
     base, _, _ = server
     shot = tmp_path / "lab.png"
     subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'u'}",
+                    "--disable-component-update", "--disable-sync", "--no-first-run",
+                    f"--user-data-dir={tmp_path / 'u'}",
                     "--window-size=1400,900", "--virtual-time-budget=15000", f"--screenshot={shot}",
                     f"{base}/lab/tree/01_sparsity.py?token={TOKEN}"], check=True, timeout=120, capture_output=True)
     # The .py opens as a notebook (Makefile installs bnlib/lab_overrides.json): rendered markdown, code cells.

@@ -10,7 +10,8 @@ pytestmark = pytest.mark.slow
 
 EXPECTED = {"training": ["dataset", "arch", "norm", "seed", "status", "epoch", "train_loss", "train_acc_running",
                          "test_loss", "test_acc"],
-            "training_time": ["dataset", "arch", "norm", "seed", "status", "epoch", "train_seconds", "seconds", "machine"],
+            "training_time": ["dataset", "arch", "norm", "seed", "status", "epoch", "train_seconds", "seconds",
+                              "machine"],
             "accuracy": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],
             "sparsity": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],
             "silhouette": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],

@@ -17,7 +17,8 @@ def test_every_profile_validates():
 
 def test_paper_profiles_follow_the_paper():
     mnist, cifar = resolve("mnist"), resolve("cifar10")
-    assert (mnist.dataset, mnist.arch, mnist.optimizer, mnist.lr) == ("mnist", "cnn4", "sgd", {"batch": 0.01, "none": 0.01})
+    assert (mnist.dataset, mnist.arch, mnist.optimizer, mnist.lr) == \
+        ("mnist", "cnn4", "sgd", {"batch": 0.01, "none": 0.01})
     assert (cifar.arch, cifar.optimizer) == ("vgg16", "adam") and cifar.lr["none"] < cifar.lr["batch"]
     for p in (mnist, cifar):
         assert len(p.seeds) == 4 and p.n_represent == 5000 and set(p.norms) == {"batch", "none"}

@@ -1,6 +1,5 @@
 """`cpu_portable`: the same bits whatever the thread count; a clear stop when its environment is missing."""
 
-import json
 import os
 import subprocess
 import sys

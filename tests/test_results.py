@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -60,8 +62,9 @@ def test_compare_norms_welch():
     rows = []
     for norm, base in (("batch", 0.5), ("none", 0.3)):
         for seed, jitter in enumerate((-0.01, 0.0, 0.01, 0.02)):
-            rows.append(dict(norm=norm, seed=seed, layer="conv1", layer_index=1, metric="silhouette", value=base + jitter))
-            rows.append(dict(norm=norm, seed=seed, layer="conv2", layer_index=2, metric="silhouette", value=0.4 + jitter))
+            common = dict(norm=norm, seed=seed, metric="silhouette")
+            rows.append(dict(common, layer="conv1", layer_index=1, value=base + jitter))
+            rows.append(dict(common, layer="conv2", layer_index=2, value=0.4 + jitter))
     cmp = stats.compare_norms(pd.DataFrame(rows), "silhouette")
     c1, c2 = cmp.iloc[0], cmp.iloc[1]
     assert c1["diff"] == pytest.approx(0.2) and c1.p < 1e-6 and c1.n_seeds == 4
@@ -78,4 +81,22 @@ def test_smoke_profile_with_a_width_multiplier(tmp_path):
     df = results.experiment_results(params, models, log=lambda s: None)
     assert set(df[df.layer != "model"].layer) == set(params.hidden_layers())
     other = resolve("smoke", cache_dir=str(tmp_path), seeds=[0], **{k: v for k, v in TINY.items() if k != "seeds"})
-    assert results.artifact_dir(params.train_configs()[0], tmp_path) != results.artifact_dir(other.train_configs()[0], tmp_path)
+    first, changed = (results.artifact_dir(p.train_configs()[0], tmp_path) for p in (params, other))
+    assert first != changed
+
+
+def test_a_cached_cka_table_is_verified_and_a_changed_value_recomputed(tiny_run):
+    from bnlib.cache import CacheWarning
+
+    params, models, _ = tiny_run
+    first = results.cka_table(params, models)
+    (path,) = (Path(params.cache_dir) / "cka").glob("cka-*.csv")
+    assert path.with_name(f"{path.name}.sha256").is_file()
+    pd.testing.assert_frame_equal(results.cka_table(params, models), first)  # read back, verified
+    lines = path.read_text().splitlines()
+    head, value = lines[1].rsplit(",", 1)
+    lines[1] = f"{head},{float(value) / 2}"  # halve one CKA value
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.warns(CacheWarning, match="does not match its recorded sha256"):
+        again = results.cka_table(params, models)
+    pd.testing.assert_frame_equal(again, first)  # detected and recomputed, not reused

@@ -90,9 +90,11 @@ def test_divergence_is_a_result_not_a_crash(tiny_data):
     assert again.from_cache and again.diverged and again.diverged_epoch == result.diverged_epoch
 
 
-@pytest.mark.parametrize("change,key", [({"epochs": -1}, "epochs"), ({"lr": 0}, "lr"), ({"optimiser": "sgd"}, "optimiser"),
+@pytest.mark.parametrize("change,key", [({"epochs": -1}, "epochs"), ({"lr": 0}, "lr"),
+                                        ({"optimiser": "sgd"}, "optimiser"),
                                         ({"norm": "weight"}, "norm"), ({"batch_size": "big"}, "batch_size"),
-                                        ({"device": "tpu"}, "device"), ({"width": 0}, "width"), ({"width": 5.0}, "width"),
+                                        ({"device": "tpu"}, "device"), ({"width": 0}, "width"),
+                                        ({"width": 5.0}, "width"),
                                         ({"init": "xavier"}, "init"), ({"epochs": True}, "epochs")])
 def test_bad_config_names_the_key(change, key):
     with pytest.raises(ConfigError, match=f"key '{key}'"):
