@@ -50,11 +50,9 @@ th{background:#f6f8fa}.fig{display:grid;grid-template-columns:repeat(auto-fill,m
 
 def profiles() -> list[str]:
     """Every figures/<profile>/ folder that holds executed notebooks, in reading order."""
-    from .report import ordered_profiles
+    from .refresh import committed_profiles
 
-    folders = FIGURES_DIR.iterdir() if FIGURES_DIR.is_dir() else ()
-    found = {p.name for p in folders if p.is_dir() and any(p.glob("*.ipynb"))}
-    return ordered_profiles(found)
+    return committed_profiles() if FIGURES_DIR.is_dir() else []
 
 
 def pages_of(profile: str, figures_dir: Path = FIGURES_DIR) -> list[Path]:

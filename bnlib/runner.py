@@ -53,12 +53,10 @@ class NotebookFailed(RuntimeError):
 
 def default_profile(source) -> str:
     """The profile a notebook's own `parameters` cell names: the run its paired .ipynb holds."""
-    for cell in source.cells:
-        if "parameters" in cell.metadata.get("tags", []):
-            namespace: dict = {}
-            exec(cell.source, namespace)  # the reviewed source's one-line parameters cell
-            return namespace.get("profile", DEFAULT_PROFILE)
-    return DEFAULT_PROFILE
+    try:
+        return read_parameters(source)[0]
+    except ValueError:  # no parameters cell
+        return DEFAULT_PROFILE
 
 
 def is_own_run(source, params: ExperimentParams, overrides: dict) -> bool:
