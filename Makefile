@@ -17,7 +17,7 @@ export BNLIB_DATA_DIR
 export NUMBA_CACHE_DIR ?= $(HOME)/.cache/bnlib/numba
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env ray-env figures refresh paper ablation cifar10-cpu report check test lab html sparsity silhouette umap views models norm-ablation benchmarks gpu-bundle clean-env
+.PHONY: env ray-env figures refresh paper ablation cifar10-cpu report check test lab html benchmarks gpu-bundle clean-env
 
 env: $(BIN)/.installed
 
@@ -41,18 +41,14 @@ $(BIN)/.ray-installed: requirements-ray-lock.txt | env
 	$(BIN)/python -m pip install --quiet -r requirements-ray-lock.txt
 	touch $@
 
-models: env
-	$(BIN)/python -m bnlib.runner --profile $(PROFILE) --notebook 00_models
-sparsity: env
-	$(BIN)/python -m bnlib.runner --profile $(PROFILE) --notebook 01_sparsity
-silhouette: env
-	$(BIN)/python -m bnlib.runner --profile $(PROFILE) --notebook 02_silhouette
-umap: env
-	$(BIN)/python -m bnlib.runner --profile $(PROFILE) --notebook 03_umap
-views: env
-	$(BIN)/python -m bnlib.runner --profile $(PROFILE) --notebook 04_clustering_views
-norm-ablation: env
-	$(BIN)/python -m bnlib.runner --profile ablation --notebook 05_norm_ablation
+# One target per notebook and its figure, named after notebooks/NN_<name>.py: make sparsity, make clustering_views,
+# make norm_ablation, ... Each runs on PROFILE when given, else on the profile its own parameters cell names.
+NOTEBOOK_NAMES := $(patsubst notebooks/%.py,%,$(sort $(wildcard notebooks/[0-9][0-9]_*.py)))
+NOTEBOOK_TARGETS := $(foreach n,$(NOTEBOOK_NAMES),$(subst $(firstword $(subst _, ,$(n)))_,,$(n)))
+.PHONY: $(NOTEBOOK_TARGETS)
+$(NOTEBOOK_TARGETS): env
+	$(BIN)/python -m bnlib.runner $(if $(filter-out file,$(origin PROFILE)),--profile $(PROFILE)) \
+		--notebook $(filter %_$@,$(NOTEBOOK_NAMES))
 
 # The paper's experiments. CIFAR-10/VGG-16 wants a GPU: `make figures PROFILE=cifar10` there.
 paper: env

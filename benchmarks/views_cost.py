@@ -4,8 +4,9 @@
 
 Loads (or trains) the model, captures each hidden layer for the profile's
 `n_represent` training samples and `probe_test_samples` test images, and
-times each view of notebook 04 once, cold. Prints one row per layer and view
-and the total. Target (#14): all views, all layers of one `mnist` model
+times every measure of bnlib.measures once, cold (the silhouette's time includes
+kNN accuracy: they share one pass over the distances, so kNN shows about 0 s).
+Prints one row per layer and measure and the total. Target (#14): all views, all layers of one `mnist` model
 (5,000 samples) in <= 60 s on the 2-core development CPU.
 """
 
@@ -14,9 +15,9 @@ import time
 
 import torch
 
-from bnlib import metrics as M
-from bnlib import params, results
+from bnlib import measures, params, results
 from bnlib.hooks import capture_layer
+from bnlib.measures import LayerData
 from bnlib.train import get_or_train, resolve_device
 
 
@@ -38,22 +39,11 @@ def main():
         acts, test_acts = (capture_layer(model.model, d.images, d.normalise, layer, device=device)
                            for d in (reps, probe))
         capture = time.perf_counter() - t0
-        wide = acts[0].numel() > P.probe_max_features
         timings = {"capture": capture}
-        steps = {
-            "silhouette+kNN": lambda: M.silhouette_and_knn(acts, reps.labels, P.knn_k, device=device),
-            "linear probe": lambda: M.linear_probe_accuracy(
-                *((M.spatial_mean_pool(acts), reps.labels, M.spatial_mean_pool(test_acts)) if wide
-                  else (acts, reps.labels, test_acts)), probe.labels, C=P.probe_C),
-            "Davies-Bouldin": lambda: M.davies_bouldin(acts, reps.labels),
-            "Calinski-Harabasz": lambda: M.calinski_harabasz(acts, reps.labels),
-            "within/between": lambda: M.within_between_ratio(acts, reps.labels),
-            "code neighbours": lambda: M.code_neighbour_agreement(acts, reps.labels, device=device),
-            "code purity+count": lambda: (M.code_purity(acts, reps.labels), M.distinct_codes(acts)),
-        }
-        for name, step in steps.items():
+        data = LayerData(acts.float(), reps.labels, P, device, test_acts.float(), probe.labels)
+        for name in measures.names(stage="layer") + measures.names(stage="views"):  # every measure, registry order
             t = time.perf_counter()
-            step()
+            measures.MEASURES[name].compute(data)
             timings[name] = time.perf_counter() - t
         for name, seconds in timings.items():
             totals[name] = totals.get(name, 0.0) + seconds

@@ -16,9 +16,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from .io import atomic_write_text
+from .files import atomic_write_text
 from .paths import FIGURES_DIR, REPO_ROOT
-from .runner import NOTEBOOKS
+from .params import NOTEBOOKS
 
 OUT = REPO_ROOT / "html"
 PAPER = {
@@ -33,8 +33,6 @@ PAPER = {
                 "without BatchNorm, it reports that BatchNorm's effect on sparsity is not what drives "
                 "generalisation, and that BatchNorm representations cluster more advantageously."),
 }
-FIGURE_OF = {"00_models": "training", "01_sparsity": "sparsity", "02_silhouette": "silhouette", "03_umap": "umap",
-             "04_clustering_views": "views", "05_norm_ablation": "ablation"}
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1100px;margin:0 auto;padding:0 1.5rem 4rem;
  color:#1d1d1f;line-height:1.5}
@@ -107,7 +105,7 @@ def profile_section(profile: str, figures_dir: Path, out: Path) -> str:
         parts.append(f"<p>{html.escape(str(exc))}</p>")
     figures = []
     for page in pages_of(profile, figures_dir):
-        name = FIGURE_OF.get(page.stem)
+        name = NOTEBOOKS[page.stem][0] if page.stem in NOTEBOOKS else None
         png = folder / f"{name}.png"
         if not png.is_file():
             continue

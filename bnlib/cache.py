@@ -31,7 +31,7 @@ from filelock import FileLock
 from safetensors.torch import load_file, save_file
 
 from .config import TrainConfig
-from .io import atomic_path, atomic_write_bytes, atomic_write_text, file_digest
+from .files import atomic_path, atomic_write_bytes, atomic_write_text, file_digest, spec_key
 from .models import build_model
 from .paths import resolve_cache_dir
 
@@ -81,8 +81,7 @@ def model_for(config: TrainConfig, num_classes: int | None = None) -> torch.nn.M
 
 def config_key(config: TrainConfig) -> str:
     """Hash of the full validated config, the cache format and the architecture's definition."""
-    spec = {"config": config.identity(), "format": CACHE_FORMAT, "model": repr(model_for(config))}
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    return spec_key({"config": config.identity(), "format": CACHE_FORMAT, "model": repr(model_for(config))})
 
 
 def artifact_dir(config: TrainConfig, cache_dir=None) -> Path:
@@ -274,6 +273,19 @@ def write_checked(path: Path, data: bytes) -> None:
     atomic_write_bytes(path, data)
     atomic_write_text(path.with_name(f"{path.name}.sha256"),
                       json.dumps({"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}))
+
+
+def load_checked_tensors(path: Path) -> dict | None:
+    """Tensors saved by `save_checked_tensors` (e.g. a decoded dataset), verified like every cache file; None when
+    missing or damaged (then removed, to be rebuilt)."""
+    data = read_checked(path)
+    return None if data is None else torch.load(io.BytesIO(data), weights_only=True)
+
+
+def save_checked_tensors(path: Path, tensors: dict) -> None:
+    buf = io.BytesIO()
+    torch.save(tensors, buf)
+    write_checked(path, buf.getvalue())
 
 
 def load_checkpoint(path: Path, device) -> dict | None:

@@ -59,17 +59,15 @@ def validated(cls, data: dict[str, Any], what: str):
         raise ConfigError(describe_validation_error(exc, what, data)) from None
 
 
-class TrainConfig(BaseModel):
-    """Everything that determines one trained model. Its hash is the cache key."""
+class TrainingKeys(BaseModel):
+    """The keys of how a model is trained, declared once: a TrainConfig holds them for one model, ExperimentParams
+    for every model of a profile (with the per-model keys norm, seed, lr and cpu_bf16 in their profile form)."""
 
     model_config = STRICT
 
     dataset: Dataset
     arch: Arch
-    norm: Norm
-    seed: int = Field(ge=0, description="initialisation, data order and augmentation")
     optimizer: Literal["sgd", "adam"]
-    lr: LearningRate
     momentum: float = Field(0.0, ge=0, lt=1, description="SGD only")
     weight_decay: float = Field(0.0, ge=0)
     epochs: int = Field(ge=1, le=1000)
@@ -81,11 +79,25 @@ class TrainConfig(BaseModel):
     init: Init = Field("pytorch", description="pytorch: each layer's default; vgg: torchvision's VGG scheme")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool = Field(True, description="bf16 autocast (CUDA always; CPU only with cpu_bf16)")
-    cpu_bf16: bool = Field(False, description="also use bf16 autocast on CPU (fast on avx512_bf16 CPUs)")
     channels_last: bool = True
     compile: bool = Field(False, description="torch.compile the model")
     cpu_portable: bool = Field(False, description="CPU kernels that give the same bits on any x86 CPU and thread "
                                                   "count: ATen convs instead of oneDNN's, MKL in CNR mode (slower)")
+
+    @model_validator(mode="after")
+    def _momentum_is_sgd_only(self):
+        if self.optimizer == "adam" and self.momentum != 0:
+            raise ValueError("momentum applies to optimizer 'sgd' only; set it to 0 for 'adam'")
+        return self
+
+
+class TrainConfig(TrainingKeys):
+    """Everything that determines one trained model. Its hash is the cache key."""
+
+    norm: Norm
+    seed: int = Field(ge=0, description="initialisation, data order and augmentation")
+    lr: LearningRate
+    cpu_bf16: bool = Field(False, description="also use bf16 autocast on CPU (fast on avx512_bf16 CPUs)")
 
     def identity(self) -> dict[str, Any]:
         """The config as the cache keys and records it. A new key at its default is left out, so the
@@ -94,12 +106,6 @@ class TrainConfig(BaseModel):
         if not self.cpu_portable:
             data.pop("cpu_portable")
         return data
-
-    @model_validator(mode="after")
-    def _momentum_is_sgd_only(self):
-        if self.optimizer == "adam" and self.momentum != 0:
-            raise ValueError("momentum applies to optimizer 'sgd' only; set it to 0 for 'adam'")
-        return self
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> "TrainConfig":

@@ -18,7 +18,6 @@ split's per-channel mean and std.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 from pathlib import Path
 from typing import Annotated, Literal
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from .io import atomic_path, atomic_write_text
+from .files import atomic_write_text, spec_key
 from .paths import REPO_ROOT, resolve_cache_dir
 
 PREFIX = "custom-"
@@ -35,7 +34,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 IDX_NAMES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 NPZ_KEYS = {"train": ("x_train", "y_train"), "test": ("x_test", "y_test")}
-FORMAT = 1  # of the decoded cache and the registry record
+FORMAT = 1  # of the registry record (part of a dataset's name)
+DECODED_FORMAT = 2  # of the decoded cache; 2: written through the checked store (bnlib.cache.save_checked_tensors)
 
 
 class DataSource(BaseModel):
@@ -69,7 +69,7 @@ def register(source: DataSource) -> str:
     spec = {"format": FORMAT, "source": source.model_dump(mode="json") | {"path": str(where)},
             "files": [(str(p.relative_to(where)) if p != where else p.name, p.stat().st_size, p.stat().st_mtime_ns)
                       for split in ("train", "test") for p in sorted(set(files[split]))]}
-    name = PREFIX + hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    name = PREFIX + spec_key(spec)
     record = {"name": name, "source": spec["source"], "classes": classes,
               "sizes": [len(labels["train"]), len(labels["test"])],
               "class_counts": np.bincount(labels["train"], minlength=len(classes)).tolist(),
@@ -250,18 +250,17 @@ def load(name: str, split: str):
 
 
 def _decoded(name: str, split: str, source: DataSource, rec: dict) -> dict:
-    cached = resolve_cache_dir() / "decoded" / f"{name}-{split}-v{FORMAT}.pt"
-    if cached.is_file():
-        try:
-            return torch.load(cached, weights_only=True)
-        except Exception:  # truncated or corrupt: decode again
-            cached.unlink(missing_ok=True)
+    from .cache import load_checked_tensors, save_checked_tensors
+
+    cached = resolve_cache_dir() / "decoded" / f"{name}-{split}-v{DECODED_FORMAT}.pt"
+    blob = load_checked_tensors(cached)
+    if blob is not None:
+        return blob
     images, labels = _decode(source, split, rec)
     x = images.float() / 255.0
     blob = {"images": images, "labels": labels,
             "mean": x.mean(dim=(0, 2, 3)).tolist(), "std": x.std(dim=(0, 2, 3)).clamp_min(1e-6).tolist()}
-    with atomic_path(cached) as tmp:
-        torch.save(blob, tmp)
+    save_checked_tensors(cached, blob)
     return blob
 
 

@@ -19,7 +19,6 @@ Datasets
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tarfile
 import warnings
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .io import atomic_path, file_digest
+from .files import file_digest, spec_key
 from .paths import DATA_DIR_ENV, resolve_cache_dir, resolve_data_dir
 
 SPLITS = ("train", "test")
@@ -262,7 +261,7 @@ def _load_mnist(root: Path, split: str, download: bool) -> ImageData:
 
 def _stage_mnist(source: Path, root: Path) -> Path:
     # Never write into a data directory (it may be shared or read-only; root ignores the mode bits).
-    target_root = resolve_cache_dir() / "torchvision" / hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:12]
+    target_root = resolve_cache_dir() / "torchvision" / spec_key(str(source.resolve()), length=12)
     raw = target_root / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for fname in MNIST_FILES:
@@ -314,17 +313,15 @@ def _load_cifar10_jpeg(root: Path, split: str) -> ImageData:
             f"<class>/NNNN.jpg) or the archive {archive}. " + _where_hint(root))
 
     # Decoding 60k JPEGs takes a while; keep the decoded tensors in our cache.
-    key = hashlib.sha256(f"{identity}:{split}".encode()).hexdigest()[:16]
+    from .cache import load_checked_tensors, save_checked_tensors
+
+    key = spec_key({"source": identity, "split": split})
     cached = resolve_cache_dir() / "decoded" / f"cifar10-jpeg-{split}-{key}.pt"
-    if cached.is_file():
-        try:
-            blob = torch.load(cached, weights_only=True)
-            return _cifar_jpeg_data(split, blob["images"], blob["labels"])
-        except Exception:
-            cached.unlink(missing_ok=True)  # truncated or corrupt: decode again
+    blob = load_checked_tensors(cached)  # verified like every cache file; damaged: decoded again
+    if blob is not None:
+        return _cifar_jpeg_data(split, blob["images"], blob["labels"])
     images, labels = _decode_jpegs(reader(), split, base)
-    with atomic_path(cached) as tmp:
-        torch.save({"images": images, "labels": labels}, tmp)
+    save_checked_tensors(cached, {"images": images, "labels": labels})
     return _cifar_jpeg_data(split, images, labels)
 
 

@@ -26,7 +26,7 @@ import time
 
 import torch
 
-from .io import atomic_write_text
+from .files import atomic_write_text
 from .paths import user_cache_root
 
 # The instruction-set caps torch and oneDNN document; a capped process is another machine class.

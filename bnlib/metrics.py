@@ -233,7 +233,8 @@ def knn_accuracy(X, labels, k: int = 10, metric: str = "euclidean", device=None,
     samples (uniform weights; a tied vote goes to the smallest class label,
     as sklearn's `KNeighborsClassifier` does); the score is the fraction
     classified correctly. Neighbours are kept as a running top-k per row over
-    `pairwise_tiles`, so memory is O(block x D + N x k).
+    `pairwise_tiles`, so memory is O(block x D + N x k). Public API for notebooks: the pipeline takes it in
+    the silhouette's pass (`silhouette_and_knn`).
     """
     _check_metric(metric)
     X, codes, n_classes = _prepare(X, labels, device)
@@ -315,7 +316,8 @@ def linear_cka(X, Y, device=None) -> float:
     CKA(X, Y) = ||Yc^T Xc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F), columns centred.
     It is 1 for representations equal up to an orthogonal transform and an
     isotropic scale, and in [0, 1]. Computed in feature space when both
-    representations are narrower than N, else from N x N Gram matrices.
+    representations are narrower than N, else from N x N Gram matrices. Public API for notebooks: the pipeline
+    keeps one Gram matrix per model (`centered_gram`) and pairs them (`cka_from_grams`).
     """
     X, _, _ = _prepare(X, None, device)
     Y, _, _ = _prepare(Y, None, X.device)

@@ -1,6 +1,7 @@
 """Experiment parameters: one validated object per notebook run.
 
-A profile (`params/<profile>.yaml`) gives every key. A notebook's `parameters`
+A profile (`params/<profile>.yaml`) gives its keys: params/quick.yaml documents every one, and any other profile
+`extends` a profile and names only what differs. A notebook's `parameters`
 cell names the profile; papermill (`-f file.yaml`, `-p key value`) or an edit
 in JupyterLab overrides single keys. An unknown key, a wrong type or an
 out-of-range value stops the run in the notebook's first cells, naming the key.
@@ -8,8 +9,6 @@ out-of-range value stops the run in the notebook's first cells, naming the key.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import types
 from pathlib import Path
@@ -17,11 +16,11 @@ from typing import Any, Literal
 
 import torch
 import yaml
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from .config import STRICT, Arch, ConfigError, Dataset, Init, LearningRate, Norm, TrainConfig, Width, validated
+from .config import ConfigError, LearningRate, Norm, TrainConfig, TrainingKeys, validated
 from .data import ARCH_INPUT, dataset_sizes, input_shape
-from .io import RUNNER_ENV
+from .files import RUNNER_ENV, spec_key
 from .kernels import native_bf16
 from .paths import FIGURES_DIR, PARAMS_DIR, REPO_ROOT
 
@@ -33,35 +32,31 @@ CHECKOUT_ENV = RUNNER_ENV
 # notebook's parameters cell (the same numbers give the same notebook wherever they were made).
 PLACEMENT_KEYS = {"output_dir", "data_dir", "cache_dir", "device", "progress", "notebooks", "ray_cpus", "ray_gpus",
                   "from_csvs"}
-# what a profile runs by default
-ALL_NOTEBOOKS = ("00_models", "01_sparsity", "02_silhouette", "03_umap", "04_clustering_views")
+# Every notebook of the collection, in reading order: {name: (the figure it saves, whether a profile runs it when
+# its `notebooks` key is null)}. The runner, the appendix and the Makefile's targets follow it; a test checks it
+# against notebooks/*.py.
+NOTEBOOKS = {
+    "00_models": ("training", True),
+    "01_sparsity": ("sparsity", True),
+    "02_silhouette": ("silhouette", True),
+    "03_umap": ("umap", True),
+    "04_clustering_views": ("views", True),
+    "05_norm_ablation": ("ablation", False),  # the ablation profile's figure: every norm, not BN vs no BN
+}
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit"}
 _HIDDEN_LAYER_NAMES = {"cnn4": [f"conv{i}" for i in range(1, 5)] + ["fc1"],
                        "vgg16": [f"conv{i}" for i in range(1, 14)] + ["fc1"]}
 
 
-class ExperimentParams(BaseModel):
-    """Every knob of one experiment. Comments in params/*.yaml say what each is for."""
-
-    model_config = STRICT
+class ExperimentParams(TrainingKeys):
+    """Every knob of one experiment: the training keys (bnlib.config.TrainingKeys), then what only a profile has.
+    params/quick.yaml documents each key."""
 
     profile: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    # what is trained
-    dataset: Dataset
-    arch: Arch
+    # what is trained, beyond the shared training keys: one model per (norm, seed)
     norms: list[Norm] = Field(min_length=1)
     seeds: list[int] = Field(min_length=1)
-    optimizer: Literal["sgd", "adam"]
     lr: dict[Norm, LearningRate]
-    momentum: float = Field(0.0, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
-    epochs: int = Field(ge=1, le=1000)
-    lr_schedule: Literal["constant", "cosine"] = "constant"
-    batch_size: int = Field(ge=2, le=65536)
-    augment: bool = False
-    train_subset: int | None = Field(None, ge=10)
-    width: Width = 1.0
-    init: Init = "pytorch"
     # how representations are measured
     n_represent: int = Field(ge=20)
     represent_seed: int = Field(0, ge=0)
@@ -84,13 +79,8 @@ class ExperimentParams(BaseModel):
     umap_n_neighbors: int = Field(15, ge=2, le=200)
     umap_min_dist: float = Field(0.1, ge=0, le=1)
     umap_pca_dims: int = Field(50, ge=0)
-    # where and how to run
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    bf16: bool = True
+    # where and how to run (device, bf16, channels_last, compile, cpu_portable: TrainingKeys)
     cpu_bf16: bool | Literal["auto"] = "auto"  # auto: bf16 autocast only on a CPU with native bf16 (bnlib.kernels)
-    cpu_portable: bool = False
-    channels_last: bool = True
-    compile: bool = False
     progress: bool = False
     data_dir: str | None = None
     cache_dir: str | None = None
@@ -157,8 +147,6 @@ class ExperimentParams(BaseModel):
             raise ValueError(f"umap_model_seed {self.umap_model_seed} is not among seeds {self.seeds}")
         if self.umap_samples > self.n_represent:
             raise ValueError(f"umap_samples ({self.umap_samples}) must be <= n_represent ({self.n_represent})")
-        if self.optimizer == "adam" and self.momentum != 0:
-            raise ValueError("momentum applies to optimizer 'sgd' only; set it to 0 for 'adam'")
         shape, wants = input_shape(self.dataset), ARCH_INPUT[self.arch]
         if shape != wants and not self.dataset.startswith("custom-"):
             raise ValueError(f"arch {self.arch!r} does not fit dataset {self.dataset!r}: use cnn4 for MNIST, "
@@ -169,10 +157,9 @@ class ExperimentParams(BaseModel):
                              f" and `channels: {wants[0]}` ({'grayscale' if wants[0] == 1 else 'RGB'}) in its mapping")
         if self.dataset.startswith("custom-"):
             self._check_class_counts()
-        missing = [n for n in self.notebook_list() if not (REPO_ROOT / "notebooks" / f"{n}.py").is_file()]
+        missing = [n for n in self.notebook_list() if n not in NOTEBOOKS]
         if missing:
-            raise ValueError(f"notebooks {missing} do not exist; valid: "
-                             f"{sorted(q.stem for q in (REPO_ROOT / 'notebooks').glob('[0-9]*.py'))}")
+            raise ValueError(f"notebooks {missing} do not exist; valid: {list(NOTEBOOKS)}")
         self.train_configs()  # every model's config is valid now, not later in a notebook
         return self
 
@@ -191,14 +178,8 @@ class ExperimentParams(BaseModel):
 
     # -------------------------------------------------------------- derived
     def train_config(self, norm: str, seed: int) -> TrainConfig:
-        return TrainConfig(dataset=self.dataset, arch=self.arch, norm=norm, seed=seed,
-                           optimizer=self.optimizer, lr=self.lr[norm], momentum=self.momentum,
-                           weight_decay=self.weight_decay, epochs=self.epochs,
-                           lr_schedule=self.lr_schedule, batch_size=self.batch_size,
-                           augment=self.augment, train_subset=self.train_subset, width=self.width, init=self.init,
-                           device=self.device, bf16=self.bf16, cpu_bf16=self.resolved_cpu_bf16(),
-                           cpu_portable=self.cpu_portable,
-                           channels_last=self.channels_last, compile=self.compile)
+        shared = {k: getattr(self, k) for k in TrainingKeys.model_fields}
+        return TrainConfig(**shared, norm=norm, seed=seed, lr=self.lr[norm], cpu_bf16=self.resolved_cpu_bf16())
 
     def resolved_cpu_bf16(self) -> bool:
         """`cpu_bf16` as trained with: "auto" is bf16 on a CPU with native bf16, else float32 (and off on a GPU,
@@ -212,7 +193,7 @@ class ExperimentParams(BaseModel):
         return [self.train_config(norm, seed) for norm in self.norms for seed in self.seeds]
 
     def notebook_list(self) -> list[str]:
-        return list(self.notebooks or ALL_NOTEBOOKS)
+        return list(self.notebooks or [name for name, (_, default) in NOTEBOOKS.items() if default])
 
     def hidden_layers(self) -> list[str]:
         return list(_HIDDEN_LAYER_NAMES[self.arch]) if self.layers == "all" else list(self.layers)
@@ -229,7 +210,7 @@ class ExperimentParams(BaseModel):
         changed = {k: v for k, v in mine.items() if k not in PLACEMENT_KEYS and base.get(k, None) != v}
         if not changed:
             return FIGURES_DIR / self.profile
-        digest = hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:6]
+        digest = spec_key(changed, length=6)
         return FIGURES_DIR / f"{self.profile}-custom-{digest}"
 
     def csv_dir(self) -> Path:
@@ -239,7 +220,9 @@ class ExperimentParams(BaseModel):
     def to_yaml(self) -> str:
         """The parameters that make the results, one key a line, as a params file would hold them (placement keys,
         which say where a run happened, are left out)."""
-        kept = {k: v for k, v in self.model_dump(mode="json").items() if k not in PLACEMENT_KEYS}
+        values = self.model_dump(mode="json")
+        order = [k for k in read_yaml(PARAMS_DIR / f"{BASE_PROFILE}.yaml") if k in values] + list(values)
+        kept = {k: values[k] for k in dict.fromkeys(order) if k not in PLACEMENT_KEYS}
         return yaml.safe_dump(kept, sort_keys=False, default_flow_style=None, width=120)
 
 
@@ -272,15 +255,26 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"cannot read {where}: {problem}. Fix the YAML there (one `key: value` per line).") from None
 
 
-def load_profile(profile: str) -> dict[str, Any]:
+BASE_PROFILE = "quick"  # documents every key; every other profile `extends` it (or a profile that does)
+
+
+def load_profile(profile: str, _chain: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The keys of params/<profile>.yaml, with those of the profile it `extends` underneath (recursively)."""
     path = PARAMS_DIR / f"{profile}.yaml"
     if not path.is_file():
-        raise ConfigError(f"key 'profile' = {profile!r}: no file {path}; available profiles: "
+        key = "extends" if _chain else "profile"
+        raise ConfigError(f"key {key!r} = {profile!r}: no file {path}; available profiles: "
                           f"{', '.join(available_profiles())}")
     data = read_yaml(path) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of key: value")
-    data.setdefault("profile", profile)
+    parent = data.pop("extends", None)
+    if parent is not None:
+        if not isinstance(parent, str) or parent in (*_chain, profile):
+            raise ConfigError(f"{path}: key 'extends' = {parent!r} must name another profile, without a cycle "
+                              f"({' -> '.join((*_chain, profile, str(parent)))})")
+        data = load_profile(parent, (*_chain, profile)) | data
+    data["profile"] = profile
     return data
 
 
@@ -314,5 +308,8 @@ def from_notebook(namespace: dict[str, Any]) -> ExperimentParams:
              and not isinstance(value, (types.ModuleType, types.FunctionType, type))
              and (name in fields or name in before_first_call)}
     profile = given.pop("profile", "quick")
+    parent = given.pop("extends", None)  # papermill -f params/<file>.yaml injects its `extends` too
+    if parent is not None and parent != (read_yaml(PARAMS_DIR / f"{profile}.yaml") or {}).get("extends"):
+        profile = parent  # a file of overrides without a `profile` key: it builds on the profile it extends
     check_checkout()
     return resolve(profile, **given)

@@ -13,7 +13,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from .io import atomic_path, write_csv
+from . import measures
+from .files import atomic_path, write_csv
+from .measures import axis
 
 # Stable element ids: an SVG regenerated from the same numbers is byte-identical, so git shows real changes only.
 plt.rcParams["svg.hashsalt"] = "bnrep"
@@ -22,24 +24,6 @@ NORM_LABELS = {"batch": "BN", "none": "no BN", "batch_noaffine": "BN, no affine"
                "group": "GroupNorm", "layer": "LayerNorm", "instance": "InstanceNorm"}
 NORM_PALETTE = dict(zip(NORM_LABELS.values(),
                         ["#1f77b4", "#d62728", "#17becf", "#9467bd", "#2ca02c", "#ff7f0e", "#8c564b"]))
-METRIC_LABELS = {
-    "channel_sparsity": "average channel sparsity",
-    "element_sparsity": "element sparsity",
-    "dead_channels": "dead channels (fraction)",
-    "silhouette": "silhouette score",
-    "silhouette_pooled": "silhouette score (spatial-mean pooled)",
-    "knn_accuracy": "kNN accuracy (leave-one-out)",
-    "linear_probe": "linear probe test accuracy",
-    "davies_bouldin": "Davies–Bouldin (lower: better)",
-    "calinski_harabasz": "Calinski–Harabasz",
-    "within_between_ratio": "within / between scatter (lower: better)",
-    "code_neighbour_agreement": "nearest binary code: same class",
-    "code_purity": "class purity of identical codes",
-    "distinct_codes": "distinct binary codes",
-}
-VIEW_PANELS = ("silhouette", "knn_accuracy", "linear_probe", "davies_bouldin", "calinski_harabasz",
-               "within_between_ratio", "code_neighbour_agreement", "code_purity", "distinct_codes")
-
 
 def _with_labels(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
@@ -63,7 +47,7 @@ def layer_metric_plot(df: pd.DataFrame, metric: str, ax=None, kind: str = "bar",
     data = _with_labels(df[df.metric == metric].sort_values("layer_index"))
     ax = ax or plt.subplots(figsize=(7, 3.5))[1]
     if data.empty:
-        _nothing_to_plot(ax, METRIC_LABELS.get(metric, metric))
+        _nothing_to_plot(ax, axis(metric))
         ax.legend([], frameon=False)
         return ax
     order = list(dict.fromkeys(data.layer))
@@ -79,7 +63,7 @@ def layer_metric_plot(df: pd.DataFrame, metric: str, ax=None, kind: str = "bar",
     ax.set_xlabel("layer")
     if len(order) > 8:  # VGG-16's 14 layer names overlap when upright
         ax.tick_params(axis="x", labelrotation=60)
-    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.set_ylabel(axis(metric))
     ax.legend(title=None, frameon=False)
     if title:
         ax.set_title(title)
@@ -195,7 +179,7 @@ def ablation_figure(df: pd.DataFrame, metrics: list[str], title: str | None = No
             layer_metric_plot(df[df.metric == metric], metric, ax=ax, kind="point")
             if ax.get_legend() is not None:
                 ax.get_legend().remove()
-        ax.set_ylabel(METRIC_LABELS.get(metric, metric.replace("_", " ")))
+        ax.set_ylabel(axis(metric))
     handles = [plt.Line2D([], [], marker="o", linestyle="-", color=NORM_PALETTE[v], label=v) for v in variants]
     fig.legend(handles=handles, loc="upper center", ncol=min(len(variants), 7), frameon=False,
                bbox_to_anchor=(0.5, 1.0 if not title else 0.97))
@@ -211,7 +195,8 @@ def views_figure(views: pd.DataFrame, cka: pd.DataFrame, title: str | None = Non
     The heat-map's rows are the pairs compared (BN vs no BN of one seed, and the
     seed-to-seed baselines), its columns the layers, its cells the mean CKA.
     """
-    metrics = [m for m in VIEW_PANELS if (views.metric == m).any()] or list(VIEW_PANELS[:1])
+    panels = measures.names(table="views", compared=True)
+    metrics = [m for m in panels if (views.metric == m).any()] or panels[:1]
     ncols = 2
     nrows = (len(metrics) + 1 + ncols - 1) // ncols
     fig, axes = plt.subplots(nrows, ncols, figsize=(6.2 * ncols, 2.9 * nrows), squeeze=False)

@@ -26,7 +26,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from . import report
-from .io import atomic_write_text
+from .files import atomic_write_text
 from .paths import FIGURES_DIR, REPO_ROOT
 from .results import MEASURED_TABLES
 

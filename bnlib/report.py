@@ -17,21 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import stats
+from . import measures, stats
+from .measures import label
 from .paths import FIGURES_DIR
 
 ALPHA = 0.05
-LABELS = {"channel_sparsity": "channel sparsity", "element_sparsity": "element sparsity",
-          "dead_channels": "dead channels", "silhouette": "silhouette", "silhouette_pooled": "silhouette (pooled)",
-          "knn_accuracy": "kNN accuracy", "linear_probe": "linear probe", "davies_bouldin": "Davies–Bouldin",
-          "calinski_harabasz": "Calinski–Harabasz", "within_between_ratio": "within/between scatter",
-          "code_neighbour_agreement": "code neighbour agreement", "code_purity": "code purity",
-          "distinct_codes": "distinct codes"}
-# The views of claim 3: each says whether classes are tighter or more separable (direction in stats.LOWER_IS_BETTER).
-# code_purity and distinct_codes are descriptive (purity is trivially 1 when every code is unique): not votes.
-CLUSTER_VIEWS = ("silhouette", "silhouette_pooled", "knn_accuracy", "linear_probe", "davies_bouldin",
-                 "calinski_harabasz",
-                 "within_between_ratio", "code_neighbour_agreement")
 CSV_FILES = ("accuracy", "sparsity", "silhouette", "views")
 # The paper's three claims, as every verdict, grid and page names them.
 CLAIMS = {1: "BN's effect on sparsity is small", 2: "The sparsity effect does not explain generalisation",
@@ -58,7 +48,7 @@ def _p(p: float) -> str:
 def comparisons(df: pd.DataFrame) -> pd.DataFrame:
     """BN vs no BN per metric and layer, with Holm's correction over each metric's layers."""
     frames = []
-    for metric in LABELS:
+    for metric in measures.names(compared=True):
         cmp = stats.compare_norms(df, metric)
         if not cmp.empty:
             frames.append(cmp)
@@ -72,7 +62,7 @@ def comparisons(df: pd.DataFrame) -> pd.DataFrame:
 def accuracy_table(df: pd.DataFrame) -> str:
     acc = stats.usable(df)
     acc = acc[acc.layer == "model"].pivot_table(index=["norm", "seed"], columns="metric", values="value")
-    excluded = df[(df.metric == "diverged") & (df.value != 0)]
+    excluded = stats.excluded_runs(df)
     lines = ["| variant | test accuracy | train accuracy | min test accuracy | usable seeds |", "|---|---|---|---|---|"]
     for norm, g in acc.groupby("norm", sort=False):
         lines.append(f"| {'BN' if norm == 'batch' else 'no BN' if norm == 'none' else norm} | "
@@ -80,8 +70,8 @@ def accuracy_table(df: pd.DataFrame) -> str:
                      f"{g.train_accuracy.mean():.4f} ± {g.train_accuracy.std():.4f} | "
                      f"{g.test_accuracy.min():.4f} | {len(g)} |")
     if len(excluded):
-        lines.append(f"\nExcluded runs (diverged or at chance): "
-                     f"{', '.join(f'{r.norm}/seed{r.seed}' for r in excluded.itertuples())}.")
+        lines.append(f"\nExcluded runs (diverged or failed): "
+                     f"{', '.join(f'{norm}/seed{seed}' for norm, seed in excluded)}.")
     return "\n".join(lines)
 
 
@@ -89,7 +79,7 @@ def comparison_table(cmp: pd.DataFrame) -> str:
     lines = ["| metric | layer | BN | no BN | BN − no BN | Hedges' g [95% CI] | p | p (Holm) |",
              "|---|---|---|---|---|---|---|---|"]
     for r in cmp.itertuples():
-        lines.append(f"| {LABELS[r.metric]} | {r.layer} | {_num(r.mean_batch)} ± {_num(r.std_batch)} | "
+        lines.append(f"| {label(r.metric)} | {r.layer} | {_num(r.mean_batch)} ± {_num(r.std_batch)} | "
                      f"{_num(r.mean_none)} ± {_num(r.std_none)} | {_num(r.diff, '+')} | {_g(r)} | {_p(r.p)} | "
                      f"{_p(r.p_holm)} |")
     return "\n".join(lines)
@@ -112,9 +102,9 @@ def view_table(cmp: pd.DataFrame) -> pd.DataFrame:
     whether that agrees with the silhouette's answer for the layer."""
     rows = []
     sil = {r.layer: _better(r) for r in cmp[cmp.metric == "silhouette"].itertuples()}
-    for r in cmp[cmp.metric.isin(CLUSTER_VIEWS)].itertuples():
+    for r in cmp[cmp.metric.isin(measures.names(votes=True))].itertuples():
         better = _better(r)
-        rows.append({"view": LABELS[r.metric], "metric": r.metric, "layer_index": r.layer_index, "layer": r.layer,
+        rows.append({"view": label(r.metric), "metric": r.metric, "layer_index": r.layer_index, "layer": r.layer,
                      "better": better, "hedges_g": r.hedges_g, "p_holm": r.p_holm,
                      "agrees_with_silhouette": (better == sil[r.layer]) if r.layer in sil else np.nan})
     return pd.DataFrame(rows)
@@ -129,7 +119,7 @@ def agreement_grid(cmp: pd.DataFrame) -> pd.DataFrame:
                      for b, m, a in zip(views.better, views.metric, views.agrees_with_silhouette)]
     order = list(dict.fromkeys(views.sort_values("layer_index").layer))
     return views.pivot(index="view", columns="layer", values="cell")[order].reindex(
-        [LABELS[m] for m in CLUSTER_VIEWS if m in set(views.metric)])
+        [label(m) for m in measures.names(votes=True) if m in set(views.metric)])
 
 
 def _better(r) -> str:
@@ -139,7 +129,7 @@ def _better(r) -> str:
     if not r.p_holm < ALPHA:
         return "no difference"
     bn_higher = r.diff > 0
-    return "BN" if bn_higher != (r.metric in stats.LOWER_IS_BETTER) else "no BN"
+    return "BN" if bn_higher != measures.lower_is_better(r.metric) else "no BN"
 
 
 def _per_view(views: pd.DataFrame) -> list[tuple[str, str, list[str], list[str]]]:
@@ -148,7 +138,7 @@ def _per_view(views: pd.DataFrame) -> list[tuple[str, str, list[str], list[str]]
     for metric, g in views.groupby("metric", sort=False):
         bn, no = (g.better == "BN").sum(), (g.better == "no BN").sum()
         lean = "BN" if bn > no else "no BN" if no > bn else "neither"
-        per_view.append((LABELS[metric], lean, g[g.better == "BN"].layer.tolist(),
+        per_view.append((label(metric), lean, g[g.better == "BN"].layer.tolist(),
                          g[g.better == "no BN"].layer.tolist()))
     return per_view
 
@@ -278,7 +268,7 @@ def ingredient(shared_by: set[str]) -> str:
 
 def ablation(profile: str, figures_dir=FIGURES_DIR) -> str:
     folder = Path(figures_dir) / profile
-    from .io import read_csv
+    from .files import read_csv
 
     shared = read_csv(folder / "ablation_shared.csv", keep_default_na=False)
     lines = [accuracy_table(load(profile, figures_dir)), ""]
@@ -347,7 +337,7 @@ ABLATION_CLAIM_METRICS = {1: ("channel_sparsity", "element_sparsity"), 3: ("silh
 
 def ablation_claims(profile: str, figures_dir=FIGURES_DIR) -> dict[int, str]:
     """Per claim with a measured effect: how many of BN's significant effects need which ingredient."""
-    from .io import read_csv
+    from .files import read_csv
 
     shared = read_csv(Path(figures_dir) / profile / "ablation_shared.csv", keep_default_na=False)
     out = {}
@@ -394,6 +384,101 @@ def profile_page(profile: str, made_by: str, figures_dir=FIGURES_DIR) -> str:
         f"them; the verdicts use Holm's correction over layers (p < {ALPHA}).", "",
         " ".join(f"[![{f}]({f}.png)]({f}.csv)" for f in figures), "",
         "## Results", "", profile_report(profile, figures_dir), ""])
+
+
+# ------------------------------------------------------------------ prose of the notebooks
+def describe_exclusions(df: pd.DataFrame) -> str:
+    """Which runs are left out of every statistic, from the per-model rows (accuracy.csv); every notebook prints it."""
+    runs = len(df[(df.layer == "model") & (df.metric == measures.EXCLUDED)])
+    out = stats.excluded_runs(df)
+    if not out:
+        return f"All {runs} runs are usable: none is excluded from the statistics."
+    lines = [f"{len(out)} of {runs} runs are EXCLUDED from every statistic and figure (diverged or failed):"]
+    lines += [f"  {norm}, seed {seed}" for norm, seed in out]
+    return "\n".join(lines)
+
+
+def describe_cka(cka: pd.DataFrame, a: str = "batch", b: str = "none") -> str:
+    """Per layer: CKA of BN vs no BN (same seed) against the seed-to-seed baseline of each variant."""
+    if cka.empty:
+        return "No CKA to report: fewer than two usable models."
+    lines = ["Linear CKA, mean ± std over pairs. A layer BN really changes sits far below both baselines:"]
+    for (index, layer), g in cka.groupby(["layer_index", "layer"], sort=True):
+        parts = []
+        for pair in (f"{a} vs {b}", f"{a} vs {a}", f"{b} vs {b}"):
+            v = g[g.pair == pair].cka
+            parts.append(f"{pair} {v.mean():.3f} ± {v.std():.3f}" if len(v) > 1 else
+                         f"{pair} {v.mean():.3f}" if len(v) else f"{pair} n/a")
+        across = g[g.pair == f"{a} vs {b}"].cka
+        baseline = g[g.pair != f"{a} vs {b}"].cka
+        gap = baseline.min() - across.max() if len(across) and len(baseline) else float("nan")
+        flag = "  <- below every seed-to-seed pair" if gap > 0 else ""
+        lines.append(f"  {layer:>6}: " + "; ".join(parts) + flag)
+    return "\n".join(lines)
+
+
+def dataset_title(params) -> str:
+    """The dataset's display name, for figure titles."""
+    from .data import dataset_title as title
+
+    return title(params.dataset)
+
+
+def accuracy_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over the usable seeds of each variant's train and test accuracy, and how many seeds."""
+    acc = stats.usable(df)
+    acc = acc[(acc.layer == "model") & acc.metric.isin(["train_accuracy", "test_accuracy"])]
+    if acc.empty:
+        return pd.DataFrame(columns=["norm", "metric", "mean", "std", "usable_seeds"])
+    return (acc.groupby(["norm", "metric"])["value"].agg(mean="mean", std="std", usable_seeds="count")
+            .reset_index())
+
+
+def describe_accuracy(df: pd.DataFrame) -> str:
+    """Mean ± std over the usable seeds of train and test accuracy per variant, and how many were excluded."""
+    acc = df[df.layer == "model"].pivot_table(index=["norm", "seed"], columns="metric", values="value")
+    lines = []
+    for norm, g in acc.groupby("norm"):
+        excluded = int(g[measures.EXCLUDED].sum())
+        ok = g[g[measures.EXCLUDED] == 0]
+        tail = f"; {excluded} run(s) excluded (diverged or failed)" if excluded else ""
+        if len(ok) == 0:
+            lines.append(f"{norm:>5}: no usable run{tail}")
+            continue
+        lines.append(f"{norm:>5}: test accuracy {ok.test_accuracy.mean():.4f} ± {ok.test_accuracy.std():.4f}, "
+                     f"train accuracy {ok.train_accuracy.mean():.4f} ± {ok.train_accuracy.std():.4f} "
+                     f"over {len(ok)} usable seed(s){tail}")
+    return "\n".join(lines)
+
+
+def embedding_silhouettes(embedding: pd.DataFrame) -> pd.DataFrame:
+    """Silhouette (classes as clusters) of each 2-D UMAP panel."""
+    import torch
+
+    from .metrics import silhouette_score
+
+    rows = []
+    for (norm, layer), g in embedding.groupby(["norm", "layer"], sort=False):
+        xy = torch.from_numpy(g[["umap_x", "umap_y"]].to_numpy(copy=True))
+        rows.append({"norm": norm, "layer": layer, "umap_silhouette": silhouette_score(xy, g["label"].to_numpy())})
+    return pd.DataFrame(rows)
+
+
+def describe_embedding_silhouettes(scores: pd.DataFrame, norms=("batch", "none")) -> str:
+    """Per layer, which variant's 2-D picture separates the classes more; no comparison when a panel is missing."""
+    if scores.empty:
+        return "No UMAP panel to compare: no usable model for the chosen seed."
+    wide = scores.pivot(index="layer", columns="norm", values="umap_silhouette")
+    missing = [n for n in norms if n not in wide.columns]
+    lines = ["Silhouette of the 2-D UMAP embedding (classes as clusters), one seed:"]
+    for layer, r in wide.reindex(list(dict.fromkeys(scores.layer))).iterrows():
+        parts = ", ".join(f"{n} {r[n]:.3f}" for n in wide.columns)
+        if missing:
+            lines.append(f"  {layer:>6}: {parts} -> no comparison: no usable {'/'.join(missing)} model")
+            continue
+        better = "BN" if r["batch"] > r["none"] else "no BN"
+        lines.append(f"  {layer:>6}: {parts} -> {better} separates the classes more in this picture")
+    return "\n".join(lines)
 
 
 README = Path(__file__).resolve().parent.parent / "README.md"

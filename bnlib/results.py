@@ -10,13 +10,10 @@ by the capture and metric parameters, so the next notebook reads them back.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import os
 import time
 import warnings
-from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,23 +22,29 @@ import pandas as pd
 import torch
 
 from .cache import Artifact
-from .io import console, console_line, write_csv
-from .data import ImageData, dataset_title as _dataset_title, load_dataset, stratified_indices
+from . import measures
 from . import metrics as M
+from .data import ImageData, load_dataset, stratified_indices
+from .files import console, console_line, spec_key, write_csv
 from .hooks import capture_layer
-from .metrics import channel_sparsity, dead_channels, element_sparsity, silhouette_score, spatial_mean_pool
+from .measures import LayerData
 from .params import ExperimentParams
 from .paths import resolve_cache_dir
 from .train import TrainedModel, artifact_dir, get_or_train, load_train_test, portable_cpu, resolve_device
 
 COLUMNS = ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"]
-LAYER_METRICS = ("channel_sparsity", "element_sparsity", "dead_channels", "silhouette", "silhouette_pooled")
-# "diverged" is 1 for every run excluded from the statistics: diverged (non-finite) or failed (at chance).
-MODEL_METRICS = ("train_accuracy", "test_accuracy", "diverged")
-RESULTS_FORMAT = 2
+# What each cached table depends on: the keys of its spec (bnlib.files.spec_key), and a format that changes when
+# the code computing it does. Format 3 of the per-model table adds kNN accuracy, taken in the silhouette's pass.
+CACHED_TABLES = {
+    "metrics": (3, ("dataset", "n_represent", "represent_seed", "layers", "capture_dtype", "sparsity_threshold",
+                    "silhouette_metric", "silhouette_pooled", "knn_k")),
+    "views": (2, ("dataset", "n_represent", "represent_seed", "layers", "capture_dtype", "probe_C",
+                  "probe_test_samples", "probe_max_features")),
+    "umap": (1, ("dataset", "n_represent", "represent_seed", "umap_samples", "umap_seed", "umap_n_neighbors",
+                 "umap_min_dist", "umap_pca_dims")),
+    "cka": (1, ("dataset", "n_represent", "represent_seed", "layers")),
+}
 
-# Wall-clock seconds spent per stage in this process, for the "where did the time go" tables.
-TIMINGS: dict[str, float] = defaultdict(float)
 
 
 def train_all(params: ExperimentParams, log=print) -> list[TrainedModel]:
@@ -56,7 +59,6 @@ def train_all(params: ExperimentParams, log=print) -> list[TrainedModel]:
         if data is None and not _all_cached(params):
             data = load_train_test(config, params.data_dir)
         trained = get_or_train(config, params.data_dir, params.cache_dir, progress=params.progress or None, data=data)
-        TIMINGS["train"] += time.perf_counter() - t0
         where = "cache" if trained.from_cache else f"trained in {time.perf_counter() - t0:.0f}s"
         state = f"EXCLUDED, {trained.status}: {trained.reason}" if trained.excluded else \
             f"train acc {trained.train_accuracy:.4f}, test acc {trained.test_accuracy:.4f}"
@@ -80,16 +82,15 @@ def representation_set(params: ExperimentParams) -> ImageData:
     return train.subset(stratified_indices(train.labels, params.n_represent, params.represent_seed))
 
 
-def _measure_key(params: ExperimentParams) -> str:
-    keys = ("dataset", "n_represent", "represent_seed", "layers", "capture_dtype", "sparsity_threshold",
-            "silhouette_metric", "silhouette_pooled")
-    spec = {k: getattr(params, k) for k in keys} | {"format": RESULTS_FORMAT} | _portable_spec(params)
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+def table_key(params: ExperimentParams, table: str, **extra) -> str:
+    """The cache key of `table` (CACHED_TABLES) under `params`, plus whatever `extra` it depends on."""
+    version, keys = CACHED_TABLES[table]
+    return spec_key({k: getattr(params, k) for k in keys} | {"format": version} | _portable_spec(params) | extra)
 
 
 def cached_table_names(params: ExperimentParams) -> list[str]:
     """The per-model tables a profile measures and caches in each artifact's results/ folder."""
-    return [f"metrics-{_measure_key(params)}.csv", f"views-{_views_key(params)}.csv"]
+    return [f"{table}-{table_key(params, table)}.csv" for table in ("metrics", "views")]
 
 
 def _portable_spec(params: ExperimentParams) -> dict:
@@ -150,7 +151,8 @@ def measure_model(trained: TrainedModel, reps: ImageData, params: ExperimentPara
 
 
 def _measure_model(trained: TrainedModel, reps: ImageData, params: ExperimentParams) -> pd.DataFrame:
-    """The tidy rows of one model: every layer metric, plus accuracies. Read from the verified cache when present.
+    """The tidy rows of one model: its accuracies, and every "layer" measure (bnlib.measures) of each hidden layer.
+    Read from the verified cache when present.
 
     A run that is not usable (diverged or failed) gets its accuracy rows only.
     A layer whose activations are non-finite makes the run "diverged" on the
@@ -167,7 +169,6 @@ def _measure_model(trained: TrainedModel, reps: ImageData, params: ExperimentPar
         rows.append((cfg.dataset, cfg.arch, cfg.norm, cfg.seed, layer, index, metric, float(value)))
 
     device = resolve_device(params.device)
-    labels = reps.labels
     if not trained.excluded:  # an excluded model's activations mean nothing: no metrics to report
         for index, layer in enumerate(params.hidden_layers(), start=1):
             captured = _capture_finite(trained, artifact, layer, (reps,), params, device)
@@ -175,21 +176,13 @@ def _measure_model(trained: TrainedModel, reps: ImageData, params: ExperimentPar
                 rows.clear()
                 break
             (acts,) = captured
-            t0 = time.perf_counter()
-            thr = params.sparsity_threshold
-            add(layer, index, "channel_sparsity", channel_sparsity(acts, thr).mean().item())
-            add(layer, index, "element_sparsity", element_sparsity(acts, thr).mean().item())
-            add(layer, index, "dead_channels", dead_channels(acts, thr))
-            add(layer, index, "silhouette", silhouette_score(acts, labels, params.silhouette_metric, device=device))
-            if params.silhouette_pooled:
-                add(layer, index, "silhouette_pooled",
-                    silhouette_score(spatial_mean_pool(acts), labels, params.silhouette_metric, device=device))
-            TIMINGS["metrics"] += time.perf_counter() - t0
+            for metric, value in measures.measure_layer("layer", LayerData(acts, reps.labels, params, device)).items():
+                add(layer, index, metric, value)
             del acts
     layer_rows, rows = rows, []  # the model's own rows come first, with its status as measuring left it
     add("model", 0, "train_accuracy", trained.train_accuracy)
     add("model", 0, "test_accuracy", trained.test_accuracy)
-    add("model", 0, "diverged", trained.excluded)
+    add("model", 0, measures.EXCLUDED, trained.excluded)
     df = pd.DataFrame(rows + layer_rows, columns=COLUMNS)
     if artifact is not None:
         artifact.write_table(name, df)
@@ -203,17 +196,6 @@ def _exclude(trained: TrainedModel, artifact: Artifact | None, reason: str) -> N
         trained.status, trained.reason = "diverged", reason
 
 
-def describe_exclusions(df: pd.DataFrame) -> str:
-    """Which runs are left out of every statistic, from the per-model rows (accuracy.csv); every notebook prints it."""
-    flags = df[(df.layer == "model") & (df.metric == "diverged")]
-    out = flags[flags.value != 0]
-    if out.empty:
-        return f"All {len(flags)} runs are usable: none is excluded from the statistics."
-    lines = [f"{len(out)} of {len(flags)} runs are EXCLUDED from every statistic and figure (diverged or failed):"]
-    lines += [f"  {r.norm}, seed {r.seed}" for r in out.itertuples()]
-    return "\n".join(lines)
-
-
 def experiment_results(params: ExperimentParams, models: list[TrainedModel] | None = None,
                        log=print) -> pd.DataFrame:
     """The tidy results of every model in the experiment."""
@@ -221,12 +203,9 @@ def experiment_results(params: ExperimentParams, models: list[TrainedModel] | No
     reps = None
     frames = []
     for trained in models:
-        t0 = time.perf_counter()
-        cached_before = TIMINGS["metrics"]
         if reps is None:
             reps = representation_set(params)
         frames.append(measure_model(trained, reps, params))
-        TIMINGS["capture"] += time.perf_counter() - t0 - (TIMINGS["metrics"] - cached_before)
     return pd.concat(frames, ignore_index=True)
 
 
@@ -245,9 +224,6 @@ def history_table(models: list[TrainedModel], timings: bool = False) -> pd.DataF
 # Measuring (training, capture, the measures) ends in these tables, one CSV each in figures/<profile>/; every
 # notebook's analysis, figure and verdict starts from them. A notebook asks `measured(P, ...)` for what it needs:
 # measured now (from the model cache, training what is missing) and written, or with `from_csvs` read back only.
-SPARSITY_METRICS = ("channel_sparsity", "element_sparsity", "dead_channels")
-SILHOUETTE_METRICS = ("silhouette", "silhouette_pooled")
-ABLATION_METRICS = ("test_accuracy",) + SPARSITY_METRICS[:2] + SILHOUETTE_METRICS + ("diverged",)
 MEASURED_TABLES = {
     "accuracy": "per model: train and test accuracy, and whether the run is excluded (diverged = 1)",
     "training": "per model and epoch: the training curves (training_time.csv beside it: wall clock, not compared)",
@@ -262,7 +238,7 @@ MEASURED_TABLES = {
 
 def read_measured(folder, name: str) -> pd.DataFrame:
     """The measured table `name` from `folder`/<name>.csv, or an error that says how to make it."""
-    from .io import read_csv
+    from .files import read_csv
 
     if name not in MEASURED_TABLES:
         raise KeyError(f"no measured table {name!r}; there are: {', '.join(MEASURED_TABLES)}")
@@ -306,14 +282,8 @@ def _measure(params: ExperimentParams, names) -> dict[str, pd.DataFrame]:
     if {"accuracy", "sparsity", "silhouette", "ablation"} & set(names):
         per_model = experiment_results(params, models)
     for name in names:
-        if name == "accuracy":
-            out[name] = per_model[per_model.layer == "model"]
-        elif name == "sparsity":
-            out[name] = per_model[per_model.metric.isin(SPARSITY_METRICS)]
-        elif name == "silhouette":
-            out[name] = per_model[per_model.metric.isin(SILHOUETTE_METRICS)]
-        elif name == "ablation":
-            out[name] = per_model[per_model.metric.isin(ABLATION_METRICS)]
+        if name in ("accuracy", "sparsity", "silhouette", "ablation"):  # which measures: bnlib.measures
+            out[name] = per_model[per_model.metric.isin(measures.names(table=name))]
         elif name == "training":
             out[name] = history_table(models)
             out["training_time"] = history_table(models, timings=True)  # written, never read back: wall clock
@@ -326,43 +296,11 @@ def _measure(params: ExperimentParams, names) -> dict[str, pd.DataFrame]:
     return out
 
 
-# ------------------------------------------------------------------ more views of clustering (#14)
-# Per layer, every view computed by `clustering_views`; "probe_features" records the width the probe saw.
-VIEW_METRICS = ("silhouette", "knn_accuracy", "linear_probe", "davies_bouldin", "calinski_harabasz",
-                "within_between_ratio", "code_neighbour_agreement", "code_purity", "distinct_codes")
-VIEWS_FORMAT = 1
-
-
+# ------------------------------------------------------------------ more views of clustering (notebook 04)
 def probe_set(params: ExperimentParams) -> ImageData:
     """Held-out test images whose representations score the linear probe: a fixed stratified draw."""
     test = load_dataset(params.dataset, "test", params.data_dir)
     return test.subset(stratified_indices(test.labels, params.probe_test_samples, params.represent_seed))
-
-
-def _views_key(params: ExperimentParams) -> str:
-    keys = ("dataset", "n_represent", "represent_seed", "layers", "capture_dtype", "silhouette_metric", "knn_k",
-            "probe_C", "probe_test_samples", "probe_max_features")
-    spec = {k: getattr(params, k) for k in keys} | {"format": VIEWS_FORMAT} | _portable_spec(params)
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def layer_views(acts: torch.Tensor, labels: torch.Tensor, test_acts: torch.Tensor, test_labels: torch.Tensor,
-                params: ExperimentParams, device) -> dict[str, float]:
-    """Every clustering view of one layer's representations: {metric: value}."""
-    out = {}
-    out["silhouette"], out["knn_accuracy"] = M.silhouette_and_knn(acts, labels, params.knn_k,
-                                                                  params.silhouette_metric, device=device)
-    wide = acts[0].numel() > params.probe_max_features
-    train_view, test_view = (spatial_mean_pool(acts), spatial_mean_pool(test_acts)) if wide else (acts, test_acts)
-    out["linear_probe"] = M.linear_probe_accuracy(train_view, labels, test_view, test_labels, C=params.probe_C)
-    out["probe_features"] = train_view[0].numel()
-    out["davies_bouldin"] = M.davies_bouldin(acts, labels)
-    out["calinski_harabasz"] = M.calinski_harabasz(acts, labels)
-    out["within_between_ratio"] = M.within_between_ratio(acts, labels, device=device)
-    out["code_neighbour_agreement"] = M.code_neighbour_agreement(acts, labels, device=device)
-    out["code_purity"] = M.code_purity(acts, labels)
-    out["distinct_codes"] = M.distinct_codes(acts)
-    return out
 
 
 def model_views(trained: TrainedModel, reps: ImageData, probe: ImageData, params: ExperimentParams) -> pd.DataFrame:
@@ -371,7 +309,7 @@ def model_views(trained: TrainedModel, reps: ImageData, probe: ImageData, params
 
 
 def _model_views(trained: TrainedModel, reps: ImageData, probe: ImageData, params: ExperimentParams) -> pd.DataFrame:
-    """The tidy view rows of one model (same columns as `measure_model`), cached next to its weights.
+    """The tidy rows of every "views" measure (bnlib.measures) of one model, cached next to its weights.
 
     The linear probe sees the full flattened representation when it has at most
     `probe_max_features` features, else the spatial-mean-pooled one; the row
@@ -385,15 +323,14 @@ def _model_views(trained: TrainedModel, reps: ImageData, probe: ImageData, param
     device = resolve_device(params.device)
     if not trained.excluded:
         for index, layer in enumerate(params.hidden_layers(), start=1):
-            t0 = time.perf_counter()
             captured = _capture_finite(trained, artifact, layer, (reps, probe), params, device)
             if captured is None:
                 rows.clear()
                 break
             acts, test_acts = captured
-            views = layer_views(acts.float(), reps.labels, test_acts.float(), probe.labels, params, device)
+            views = measures.measure_layer("views", LayerData(acts.float(), reps.labels, params, device,
+                                                              test_acts.float(), probe.labels))
             rows += [(cfg.dataset, cfg.arch, cfg.norm, cfg.seed, layer, index, k, float(v)) for k, v in views.items()]
-            TIMINGS["views"] += time.perf_counter() - t0
             del acts, test_acts
     df = pd.DataFrame(rows, columns=COLUMNS)
     if artifact is not None:
@@ -402,14 +339,22 @@ def _model_views(trained: TrainedModel, reps: ImageData, probe: ImageData, param
 
 
 def clustering_views(params: ExperimentParams, models: list[TrainedModel]) -> pd.DataFrame:
-    """Every view of every usable model, plus each model's accuracy and exclusion rows, long-form."""
+    """Every view of claim 3 (`measures.names(table="views")`) of every usable model, with each model's accuracy
+    and exclusion rows, long-form. The silhouette and kNN rows come from the per-model table, measured once."""
     reps, probe = representation_set(params), probe_set(params)
+    order = {name: i for i, name in enumerate(measures.MEASURES)}
     frames = []
     for i, trained in enumerate(models, start=1):
-        t0, before = time.perf_counter(), TIMINGS["views"]
-        frames.append(measure_model(trained, reps, params).query("layer == 'model'"))
-        frames.append(model_views(trained, reps, probe, params))
-        if TIMINGS["views"] > before:  # computed now, not read from the cache
+        t0 = time.perf_counter()
+        per_model = measure_model(trained, reps, params)
+        measured_now = trained.path is None or not (trained.path / "results" / cached_table_names(params)[1]).is_file()
+        views = model_views(trained, reps, probe, params)
+        shared = per_model[per_model.metric.isin(measures.names(table="views"))
+                           & ((per_model.layer == "model") | per_model.layer.isin(set(views.layer)))]
+        both = pd.concat([shared, views], ignore_index=True)
+        frames.append(both.iloc[sorted(range(len(both)), key=lambda r: (both.layer_index.iat[r],
+                                                                        order[both.metric.iat[r]]))])
+        if measured_now:
             console_line(f"  views [{i}/{len(models)}] {trained.name} ({time.perf_counter() - t0:.0f}s)")
     return pd.concat(frames, ignore_index=True)
 
@@ -431,8 +376,7 @@ def _cka_table(params: ExperimentParams, models: list[TrainedModel], a: str = "b
 
     usable_models = [m for m in models if not m.excluded and m.config.norm in (a, b)]
     weights = sorted(_artifact(m, params).weights_sha256() if m.path is not None else m.name for m in usable_models)
-    spec = {"measure": _measure_key(params), "weights": weights, "a": a, "b": b}
-    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    key = table_key(params, "cka", weights=weights, a=a, b=b)
     path = resolve_cache_dir(params.cache_dir) / "cka" / f"cka-{key}.csv"
     cached = read_checked(path)
     if cached is not None:
@@ -459,30 +403,10 @@ def _cka_table(params: ExperimentParams, models: list[TrainedModel], a: str = "b
                     rows.append({"layer_index": index, "layer": layer, "pair": pair, "seed_1": s1, "seed_2": s2,
                                  "cka": M.cka_from_grams(grams[k1], grams[k2])})
         del grams
-        TIMINGS["cka"] += time.perf_counter() - t0
         console_line(f"  CKA {layer} ({time.perf_counter() - t0:.0f}s)")
     df = pd.DataFrame(rows, columns=["layer_index", "layer", "pair", "seed_1", "seed_2", "cka"])
     write_checked(path, df.to_csv(index=False).encode())
     return df
-
-
-def describe_cka(cka: pd.DataFrame, a: str = "batch", b: str = "none") -> str:
-    """Per layer: CKA of BN vs no BN (same seed) against the seed-to-seed baseline of each variant."""
-    if cka.empty:
-        return "No CKA to report: fewer than two usable models."
-    lines = ["Linear CKA, mean ± std over pairs. A layer BN really changes sits far below both baselines:"]
-    for (index, layer), g in cka.groupby(["layer_index", "layer"], sort=True):
-        parts = []
-        for pair in (f"{a} vs {b}", f"{a} vs {a}", f"{b} vs {b}"):
-            v = g[g.pair == pair].cka
-            parts.append(f"{pair} {v.mean():.3f} ± {v.std():.3f}" if len(v) > 1 else
-                         f"{pair} {v.mean():.3f}" if len(v) else f"{pair} n/a")
-        across = g[g.pair == f"{a} vs {b}"].cka
-        baseline = g[g.pair != f"{a} vs {b}"].cka
-        gap = baseline.min() - across.max() if len(across) and len(baseline) else float("nan")
-        flag = "  <- below every seed-to-seed pair" if gap > 0 else ""
-        lines.append(f"  {layer:>6}: " + "; ".join(parts) + flag)
-    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------ UMAP
@@ -491,16 +415,11 @@ def umap_embedding(trained: TrainedModel, reps: ImageData, layer: str, params: E
 
     None when the activations are non-finite: the run is then marked diverged.
     """
-    spec = {k: getattr(params, k) for k in ("dataset", "n_represent", "represent_seed", "umap_samples",
-                                            "umap_seed", "umap_n_neighbors", "umap_min_dist", "umap_pca_dims")}
-    spec |= _portable_spec(params)
-    key = hashlib.sha256(json.dumps(spec | {"layer": layer}, sort_keys=True).encode()).hexdigest()[:16]
-    artifact, name = _artifact(trained, params), f"umap-{layer}-{key}.npy"
+    artifact, name = _artifact(trained, params), f"umap-{layer}-{table_key(params, 'umap', layer=layer)}.npy"
     if artifact is not None:
         cached = artifact.read_array(name)
         if cached is not None:
             return cached
-    t0 = time.perf_counter()
     sample = reps.subset(stratified_indices(reps.labels, params.umap_samples, params.umap_seed))
     with _numerics(params):
         acts = capture_layer(trained.model, sample.images, sample.normalise, layer,
@@ -520,7 +439,6 @@ def umap_embedding(trained: TrainedModel, reps: ImageData, layer: str, params: E
     reducer = umap.UMAP(n_neighbors=params.umap_n_neighbors, min_dist=params.umap_min_dist,
                         random_state=params.umap_seed, n_jobs=1)
     embedding = reducer.fit_transform(X).astype(np.float32)
-    TIMINGS["umap"] += time.perf_counter() - t0
     if artifact is not None:
         artifact.write_array(name, embedding)
     return embedding
@@ -546,66 +464,3 @@ def umap_table(params: ExperimentParams, models: list[TrainedModel]) -> pd.DataF
                                         "umap_x": emb[:, 0], "umap_y": emb[:, 1]}))
     columns = ["dataset", "arch", "norm", "seed", "layer", "sample", "label", "class", "umap_x", "umap_y"]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-
-
-def timing_table() -> pd.DataFrame:
-    return pd.DataFrame(sorted(TIMINGS.items()), columns=["stage", "seconds"])
-
-
-def dataset_title(params: ExperimentParams) -> str:
-    return _dataset_title(params.dataset)
-
-
-def accuracy_summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over the usable seeds of each variant's train and test accuracy, and how many seeds."""
-    from .stats import usable
-
-    acc = usable(df)
-    acc = acc[(acc.layer == "model") & acc.metric.isin(["train_accuracy", "test_accuracy"])]
-    if acc.empty:
-        return pd.DataFrame(columns=["norm", "metric", "mean", "std", "usable_seeds"])
-    return (acc.groupby(["norm", "metric"])["value"].agg(mean="mean", std="std", usable_seeds="count")
-            .reset_index())
-
-
-def describe_accuracy(df: pd.DataFrame) -> str:
-    """Mean ± std over the usable seeds of train and test accuracy per variant, and how many were excluded."""
-    acc = df[df.layer == "model"].pivot_table(index=["norm", "seed"], columns="metric", values="value")
-    lines = []
-    for norm, g in acc.groupby("norm"):
-        excluded = int(g["diverged"].sum())
-        ok = g[g["diverged"] == 0]
-        tail = f"; {excluded} run(s) excluded (diverged or failed)" if excluded else ""
-        if len(ok) == 0:
-            lines.append(f"{norm:>5}: no usable run{tail}")
-            continue
-        lines.append(f"{norm:>5}: test accuracy {ok.test_accuracy.mean():.4f} ± {ok.test_accuracy.std():.4f}, "
-                     f"train accuracy {ok.train_accuracy.mean():.4f} ± {ok.train_accuracy.std():.4f} "
-                     f"over {len(ok)} usable seed(s){tail}")
-    return "\n".join(lines)
-
-
-def embedding_silhouettes(embedding: pd.DataFrame) -> pd.DataFrame:
-    """Silhouette (classes as clusters) of each 2-D UMAP panel."""
-    rows = []
-    for (norm, layer), g in embedding.groupby(["norm", "layer"], sort=False):
-        xy = torch.from_numpy(g[["umap_x", "umap_y"]].to_numpy(copy=True))
-        rows.append({"norm": norm, "layer": layer, "umap_silhouette": silhouette_score(xy, g["label"].to_numpy())})
-    return pd.DataFrame(rows)
-
-
-def describe_embedding_silhouettes(scores: pd.DataFrame, norms=("batch", "none")) -> str:
-    """Per layer, which variant's 2-D picture separates the classes more; no comparison when a panel is missing."""
-    if scores.empty:
-        return "No UMAP panel to compare: no usable model for the chosen seed."
-    wide = scores.pivot(index="layer", columns="norm", values="umap_silhouette")
-    missing = [n for n in norms if n not in wide.columns]
-    lines = ["Silhouette of the 2-D UMAP embedding (classes as clusters), one seed:"]
-    for layer, r in wide.reindex(list(dict.fromkeys(scores.layer))).iterrows():
-        parts = ", ".join(f"{n} {r[n]:.3f}" for n in wide.columns)
-        if missing:
-            lines.append(f"  {layer:>6}: {parts} -> no comparison: no usable {'/'.join(missing)} model")
-            continue
-        better = "BN" if r["batch"] > r["none"] else "no BN"
-        lines.append(f"  {layer:>6}: {parts} -> {better} separates the classes more in this picture")
-    return "\n".join(lines)

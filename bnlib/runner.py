@@ -33,12 +33,11 @@ import yaml
 
 from .config import PORTABLE_ENV, ConfigError
 from .estimate import estimate, format_duration
-from .io import atomic_path
-from .params import CHECKOUT_ENV, PLACEMENT_KEYS, ExperimentParams, resolve
+from .files import atomic_path
+from .params import CHECKOUT_ENV, NOTEBOOKS, PLACEMENT_KEYS, ExperimentParams, resolve
 from .paths import REPO_ROOT, resolve_cache_dir
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
-NOTEBOOKS = ("00_models", "01_sparsity", "02_silhouette", "03_umap", "04_clustering_views", "05_norm_ablation")
 DEFAULT_PROFILE = "quick"
 KERNEL = "python3"
 # ipykernel warns on every start that loopback TCP is unencrypted, and logs a zmq traceback when a SIGTERM
@@ -284,14 +283,17 @@ def _cuda_available() -> bool:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profile", default=DEFAULT_PROFILE, help="a params/<profile>.yaml (default: quick)")
-    ap.add_argument("--notebook", action="append", choices=NOTEBOOKS, help="run only these (repeatable)")
+    ap.add_argument("--profile", help="a params/<profile>.yaml (default: the profile the first notebook's parameters "
+                                      "cell names with --notebook, else quick)")
+    ap.add_argument("--notebook", action="append", choices=list(NOTEBOOKS), help="run only these (repeatable)")
     ap.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                     help="override one key; VALUE is read as YAML (e.g. -p epochs=3 -p seeds=[0,1])")
     ap.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                     help="train and measure the missing models as Ray tasks first: no ADDRESS starts Ray locally; "
                          "'auto' or ray://host:10001 joins a cluster (needs: pip install -e '.[ray]')")
     args = ap.parse_args(argv)
+    if args.profile is None:
+        args.profile = default_profile(NOTEBOOK_DIR / f"{args.notebook[0]}.py") if args.notebook else DEFAULT_PROFILE
     signal.signal(signal.SIGTERM, _terminate)
     try:
         overrides = parse_overrides(args.param)

@@ -8,31 +8,27 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .measures import EXCLUDED, MEASURES
+
 
 MIN_SEEDS = 2  # per side: with fewer, a comparison gives no verdict
 BOOTSTRAP_RESAMPLES = 4000  # resamples of the seeds for Hedges' g's interval
 BOOTSTRAP_SEED = 0  # fixed: the interval is part of a reproducible table
-# Views where a lower value means tighter, better separated classes; for every other metric higher is better.
-LOWER_IS_BETTER = {"davies_bouldin", "within_between_ratio"}
 
 
-def usable(df: pd.DataFrame) -> pd.DataFrame:
-    """Only the rows of usable runs: every row of a model whose "diverged" flag is 1 is dropped."""
-    flags = df[(df.layer == "model") & (df.metric == "diverged")]
-    bad = set(map(tuple, flags[flags.value != 0][["norm", "seed"]].to_numpy().tolist()))
+def excluded_runs(df: pd.DataFrame) -> list[tuple[str, int]]:
+    """(norm, seed) of every run flagged excluded (bnlib.measures.EXCLUDED) in the per-model rows of `df`."""
+    flags = df[(df.layer == "model") & (df.metric == EXCLUDED)]
+    return [tuple(x) for x in flags[flags.value != 0][["norm", "seed"]].to_numpy().tolist()]
+
+
+def usable(df: pd.DataFrame, flags: pd.DataFrame | None = None) -> pd.DataFrame:
+    """`df` without any row of an excluded run, as the exclusion rows of `flags` (default: `df` itself) say."""
+    bad = set(excluded_runs(df if flags is None else flags))
     if not bad:
         return df
     keep = [(n, s) not in bad for n, s in zip(df.norm, df.seed)]
     return df[keep]
-
-
-def summarise(df: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Mean, std (ddof=1) and n over the usable seeds, per norm and layer."""
-    df = usable(df)
-    sub = df[df.metric == metric]
-    out = (sub.groupby(["norm", "layer_index", "layer"], sort=True)["value"]
-           .agg(mean="mean", std="std", n="count").reset_index())
-    return out
 
 
 def compare_norms(df: pd.DataFrame, metric: str, a: str = "batch", b: str = "none") -> pd.DataFrame:
@@ -43,8 +39,8 @@ def compare_norms(df: pd.DataFrame, metric: str, a: str = "batch", b: str = "non
     values and 0 for different ones (Welch's t is then undefined, the answer is not).
     """
     sub = usable(df)
-    sub = sub[(sub.metric == metric) & (sub.layer != "model")] if metric not in ("train_accuracy", "test_accuracy") \
-        else sub[sub.metric == metric]
+    per_model = MEASURES[metric].stage == "model" if metric in MEASURES else False
+    sub = sub[(sub.metric == metric) & (per_model | (sub.layer != "model"))]
     rows = []
     for (index, layer), g in sub.groupby(["layer_index", "layer"], sort=True):
         x = g[g.norm == a]["value"].dropna().to_numpy()
@@ -147,7 +143,7 @@ def sparsity_vs_generalisation(df: pd.DataFrame, sparsity_metric: str = "channel
     df = usable(df)
     layer_rows = df[(df.metric == sparsity_metric) & (df.layer != "model")]
     if layer_rows.empty:
-        return pd.DataFrame(columns=["norm", "seed", "mean_" + sparsity_metric, "diverged", "test_accuracy",
+        return pd.DataFrame(columns=["norm", "seed", "mean_" + sparsity_metric, EXCLUDED, "test_accuracy",
                                      "train_accuracy", "generalisation_gap"])
     sparsity = layer_rows.groupby(["norm", "seed"])["value"].mean().rename("mean_" + sparsity_metric)
     acc = df[df.layer == "model"].pivot_table(index=["norm", "seed"], columns="metric", values="value")

@@ -26,7 +26,7 @@ from .cache import (USABLE, Artifact, TrainedModel, all_finite, artifact_dir, co
                     load_checkpoint, model_for, save_checkpoint)
 from .config import PORTABLE_ENV, ConfigError, TrainConfig
 from .data import ImageData, load_dataset, stratified_indices
-from .io import console
+from .files import console
 from .kernels import machine_class
 from .models import check_input_shape
 

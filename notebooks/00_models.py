@@ -18,28 +18,28 @@
 profile = "quick"  # a params/<profile>.yaml; override any of its keys below or with papermill
 
 # %%
-from bnlib import params, plots, results
+from bnlib import params, plots, report, results, stats
 
 P = params.from_notebook(globals())
 print(P.to_yaml())  # the parameters that make these results
 
 # %%
 df, history = results.measured(P, "accuracy", "training")  # accuracy.csv, training.csv
-print(results.describe_exclusions(df))  # left out of every statistic below
+print(report.describe_exclusions(df))  # left out of every statistic below
 
 # %%
 accuracy = df[df.layer == "model"].pivot_table(index=["norm", "seed"], columns="metric", values="value")
 accuracy
 
 # %%
-results.accuracy_summary(df).round(4)  # over the usable seeds only
+report.accuracy_summary(df).round(4)  # over the usable seeds only
 
 # %%
-fig = plots.training_curves(history[history.status == "complete"], title=f"{P.arch} on {results.dataset_title(P)}")
+fig = plots.training_curves(stats.usable(history, flags=df), title=f"{P.arch} on {report.dataset_title(P)}")
 plots.save_figure(fig, history, P.figures_dir(), "training")
 
 # %% [markdown]
 # ## What the numbers say
 
 # %%
-print(results.describe_accuracy(df))
+print(report.describe_accuracy(df))

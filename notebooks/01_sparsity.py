@@ -24,11 +24,11 @@ from bnlib import params, plots, report, results, stats
 P = params.from_notebook(globals())
 accuracy, sparsity = results.measured(P, "accuracy", "sparsity")  # accuracy.csv, sparsity.csv
 df = results.long_form(accuracy, sparsity)
-print(results.describe_exclusions(df))  # left out of every statistic below
+print(report.describe_exclusions(df))  # left out of every statistic below
 
 # %%
 metrics = ["channel_sparsity", "element_sparsity", "dead_channels"]
-fig = plots.metric_panels(df, metrics, title=f"Sparsity per layer · {P.arch} on {results.dataset_title(P)}")
+fig = plots.metric_panels(df, metrics, title=f"Sparsity per layer · {P.arch} on {report.dataset_title(P)}")
 plots.save_figure(fig, sparsity, P.figures_dir(), "sparsity")
 
 # %% [markdown]

@@ -16,16 +16,16 @@
 profile = "quick"  # a params/<profile>.yaml; override any of its keys below or with papermill
 
 # %%
-from bnlib import params, plots, report, results, stats
+from bnlib import measures, params, plots, report, results, stats
 
 P = params.from_notebook(globals())
 accuracy, silhouette = results.measured(P, "accuracy", "silhouette")  # accuracy.csv, silhouette.csv
 df = results.long_form(accuracy, silhouette)
-print(results.describe_exclusions(df))  # left out of every statistic below
+print(report.describe_exclusions(df))  # left out of every statistic below
 
 # %%
 metrics = ["silhouette"] + (["silhouette_pooled"] if P.silhouette_pooled else [])
-title = f"Silhouette per layer ({P.silhouette_metric}) · {P.arch} on {results.dataset_title(P)}"
+title = f"Silhouette per layer ({P.silhouette_metric}) · {P.arch} on {report.dataset_title(P)}"
 fig = plots.metric_panels(df, metrics, kind="point", title=title)
 plots.save_figure(fig, silhouette, P.figures_dir(), "silhouette")
 
@@ -35,7 +35,7 @@ plots.save_figure(fig, silhouette, P.figures_dir(), "silhouette")
 # %%
 for metric in metrics:
     comparison = stats.compare_norms(df, metric)
-    print(stats.describe_comparison(comparison, plots.METRIC_LABELS[metric]), end="\n\n")
+    print(stats.describe_comparison(comparison, measures.axis(metric)), end="\n\n")
 stats.compare_norms(df, "silhouette").round(4)
 
 # %% [markdown]

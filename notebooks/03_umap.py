@@ -14,20 +14,20 @@
 profile = "quick"  # a params/<profile>.yaml; override any of its keys below or with papermill
 
 # %%
-from bnlib import params, plots, results
+from bnlib import params, plots, report, results
 
 P = params.from_notebook(globals())
 accuracy, embedding = results.measured(P, "accuracy", "umap")  # accuracy.csv, umap.csv
-print(results.describe_exclusions(accuracy))  # no panel for an excluded run
+print(report.describe_exclusions(accuracy))  # no panel for an excluded run
 
 # %%
-fig = plots.umap_grid(embedding, title=f"UMAP · {P.arch} on {results.dataset_title(P)}, seed {P.umap_model_seed}")
+fig = plots.umap_grid(embedding, title=f"UMAP · {P.arch} on {report.dataset_title(P)}, seed {P.umap_model_seed}")
 plots.save_figure(fig, embedding, P.figures_dir(), "umap")
 
 # %% [markdown]
 # ## What the numbers say
 
 # %%
-scores = results.embedding_silhouettes(embedding)
-print(results.describe_embedding_silhouettes(scores))
+scores = report.embedding_silhouettes(embedding)
+print(report.describe_embedding_silhouettes(scores))
 scores.round(4)

@@ -33,10 +33,10 @@ from bnlib import params, plots, report, results
 P = params.from_notebook(globals())
 views, silhouette, cka = results.measured(P, "views", "silhouette", "cka")  # views.csv, silhouette.csv, cka.csv
 df = results.long_form(silhouette, views)  # every view of claim 3, the pooled silhouette included
-print(results.describe_exclusions(df))  # left out of every statistic below
+print(report.describe_exclusions(df))  # left out of every statistic below
 
 # %%
-fig = plots.views_figure(views, cka, title=f"Views of clustering per layer · {P.arch} on {results.dataset_title(P)}")
+fig = plots.views_figure(views, cka, title=f"Views of clustering per layer · {P.arch} on {report.dataset_title(P)}")
 plots.save_figure(fig, views, P.figures_dir(), "views")
 
 # %% [markdown]
@@ -57,5 +57,5 @@ comparison[shown].round(4)
 # the silhouette's answer for the same layer:
 
 # %%
-print(results.describe_cka(cka))
+print(report.describe_cka(cka))
 report.agreement_grid(comparison)

@@ -22,21 +22,21 @@
 profile = "ablation"  # a params/<profile>.yaml; override any of its keys below or with papermill
 
 # %%
-from bnlib import params, plots, results, stats
+from bnlib import params, plots, report, results, stats
 
 P = params.from_notebook(globals())
 accuracy, ablation = results.measured(P, "accuracy", "ablation")  # accuracy.csv, ablation.csv
 df = results.long_form(accuracy, ablation)
-print(results.describe_exclusions(df))  # left out of every statistic below
+print(report.describe_exclusions(df))  # left out of every statistic below
 
 # %%
-print(results.describe_accuracy(df))
+print(report.describe_accuracy(df))
 
 # %%
 metrics = ["test_accuracy", "channel_sparsity", "element_sparsity", "silhouette", "silhouette_pooled"]
 metrics = [m for m in metrics if m in set(df.metric)]
 fig = plots.ablation_figure(stats.usable(df), metrics, title=f"Normalisation ablation · {P.arch} on "
-                            f"{results.dataset_title(P)}")
+                            f"{report.dataset_title(P)}")
 plots.save_figure(fig, ablation, P.figures_dir(), "ablation")
 
 # %% [markdown]

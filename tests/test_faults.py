@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from bnlib import params as params_mod
-from bnlib import results, runner, stats
+from bnlib import report, results, runner, stats
 from bnlib.cache import Artifact, CacheWarning
 from bnlib.config import ConfigError
 from bnlib.models import build_model
@@ -45,14 +45,14 @@ def test_blown_up_runs_are_excluded_with_a_reason(blown_up):
     p, models, df = blown_up
     assert all(m.status in ("diverged", "failed") and m.reason for m in models)
     assert df[df.layer != "model"].empty  # no metric from an unusable model
-    assert set(df[df.metric == "diverged"].value) == {1.0}
-    text = results.describe_exclusions(df)
+    assert set(df[df.metric == "excluded"].value) == {1.0}
+    text = report.describe_exclusions(df)
     assert "4 of 4 runs are EXCLUDED" in text and all(f"{m.config.norm}, seed {m.config.seed}" in text for m in models)
     verdict = stats.describe_comparison(stats.compare_norms(df, "silhouette"), "silhouette")
     assert "No silhouette values" in verdict or "NO VERDICT" in verdict
     assert "higher in" not in verdict and "lower in" not in verdict
     emb = results.umap_table(p, models)
-    assert emb.empty and "no usable model" in results.describe_embedding_silhouettes(results.embedding_silhouettes(emb))
+    assert emb.empty and "no usable model" in report.describe_embedding_silhouettes(report.embedding_silhouettes(emb))
 
 
 def test_every_unusable_kind_is_caught():
@@ -76,7 +76,7 @@ def test_non_finite_activations_mark_the_run_diverged(tmp_path):
         bad.model.conv1.conv.weight.mul_(1e38)
     rows = results.measure_model(bad, results.representation_set(p), p)
     assert bad.status == "diverged" and "non-finite activations in conv1" in bad.reason
-    assert rows[rows.layer != "model"].empty and rows[rows.metric == "diverged"].value.item() == 1
+    assert rows[rows.layer != "model"].empty and rows[rows.metric == "excluded"].value.item() == 1
     assert Artifact(bad.config, p.cache_dir).load().status == "diverged"  # recorded in the store
 
 
@@ -84,7 +84,7 @@ def test_non_finite_activations_mark_the_run_diverged(tmp_path):
 def test_notebooks_name_the_excluded_runs_and_finish(tmp_path):
     out = tmp_path / "out"
     over = {"lr": {"batch": 10.0, "none": 10.0}, "output_dir": str(out), "cache_dir": str(tmp_path / "c")}
-    for name in ("01_sparsity", "02_silhouette", "03_umap", "04_clustering_views"):  # every run diverges at lr 10
+    for name in resolve("smoke").notebook_list()[1:]:  # after 00_models; every run diverges at lr 10
         nb = runner.run_notebook(name, "smoke", over, log=lambda s: None)
         text = nb.read_text()
         assert "EXCLUDED" in text and "separates the classes more" not in text, name
@@ -104,7 +104,7 @@ def test_power_needs_two_usable_seeds_a_side():
 def test_fewer_than_two_usable_seeds_gives_no_verdict():
     rows = [dict(norm=n, seed=s, layer="conv1", layer_index=1, metric="silhouette", value=v)
             for n, s, v in [("batch", 0, 0.5), ("batch", 1, 0.6), ("none", 0, 0.1)]]
-    rows += [dict(norm="none", seed=1, layer="model", layer_index=0, metric="diverged", value=1.0)]
+    rows += [dict(norm="none", seed=1, layer="model", layer_index=0, metric="excluded", value=1.0)]
     cmp = stats.compare_norms(pd.DataFrame(rows), "silhouette")
     assert not cmp.testable.any() and np.isnan(cmp.p).all()
     text = stats.describe_comparison(cmp, "silhouette")
@@ -113,7 +113,7 @@ def test_fewer_than_two_usable_seeds_gives_no_verdict():
 
 def test_usable_drops_every_row_of_an_excluded_model():
     df = pd.DataFrame([dict(norm="none", seed=1, layer=layer, layer_index=i, metric=m, value=v)
-                       for layer, i, m, v in [("model", 0, "diverged", 1.0), ("model", 0, "test_accuracy", 0.1),
+                       for layer, i, m, v in [("model", 0, "excluded", 1.0), ("model", 0, "test_accuracy", 0.1),
                                               ("conv1", 1, "silhouette", 0.3)]])
     assert stats.usable(df).empty
 

@@ -60,7 +60,7 @@ def test_readme_own_data_example_runs_as_written(tmp_path, isolated_cache, share
     acc = pd.read_csv(tmp_path / "custom" / "accuracy.csv")
     assert acc.dataset.str.startswith("custom-").all() and len(acc[acc.metric == "test_accuracy"]) == 8
     test_acc = acc[acc.metric == "test_accuracy"]
-    assert (acc[acc.metric == "diverged"].value == 0).all() and (test_acc.value > 0.5).all()  # every run usable
+    assert (acc[acc.metric == "excluded"].value == 0).all() and (test_acc.value > 0.5).all()  # every run usable
     assert test_acc[test_acc.norm == "batch"].value.min() > 0.95  # BN on MNIST read as IDX files: as on MNIST
     assert {f"{f}.png" for f in ("training", "sparsity", "silhouette", "umap", "views")} <= \
         {p.name for p in (tmp_path / "custom").iterdir()}

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bnlib import results, stats
+from bnlib import measures, results, stats
 from bnlib.params import resolve
 
 TINY = dict(seeds=[0, 1], epochs=1, n_represent=60, umap_samples=40, device="cpu",
@@ -23,9 +23,9 @@ def test_tidy_columns_layers_and_ranges(tiny_run):
     assert list(df.columns) == results.COLUMNS
     layers = df[df.layer != "model"]
     assert sorted(layers.layer.unique()) == sorted(params.hidden_layers())
-    assert set(layers.metric) == set(results.LAYER_METRICS)
-    assert set(df[df.layer == "model"].metric) == set(results.MODEL_METRICS)
-    assert len(df) == len(models) * (len(params.hidden_layers()) * 5 + 3)
+    assert set(layers.metric) == set(measures.names(stage="layer"))
+    assert set(df[df.layer == "model"].metric) == set(measures.names(stage="model"))
+    assert len(df) == len(models) * (len(params.hidden_layers()) * len(measures.names(stage="layer")) + 3)
     sparsity = layers[layers.metric.str.contains("sparsity|dead")].value
     assert sparsity.between(0, 1).all()
     assert layers[layers.metric.str.startswith("silhouette")].value.between(-1, 1).all()
@@ -39,7 +39,7 @@ def test_results_are_cached_next_to_the_model(tiny_run, monkeypatch):
     def fail(*a, **k):
         raise AssertionError("recomputed instead of reading the cache")
 
-    monkeypatch.setattr(results, "silhouette_score", fail)
+    monkeypatch.setattr(measures.M, "silhouette_and_knn", fail)
     again = results.experiment_results(params, models, log=lambda s: None)
     pd.testing.assert_frame_equal(again, df)
     # a different metric parameter is a different cache entry

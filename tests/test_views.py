@@ -185,7 +185,7 @@ def test_compare_norms_reports_g_interval_and_holm():
     rows = []
     for norm, shift in (("batch", 1.0), ("none", 0.0)):
         for seed in range(4):
-            rows.append(("m", "a", norm, seed, "model", 0, "diverged", 0.0))
+            rows.append(("m", "a", norm, seed, "model", 0, "excluded", 0.0))
             for i, layer in enumerate(["conv1", "conv2", "fc1"], start=1):
                 value = (shift if layer == "fc1" else 0.0) + 0.1 * ((seed * 7 + i * 3) % 5)
                 rows.append(("m", "a", norm, seed, layer, i, "silhouette", value))

@@ -1,8 +1,10 @@
-"""Atomic writes: a reader never sees a half-written file."""
+"""Files: atomic writes (a reader never sees a half-written file), digests and the one cache-key recipe, CSV
+tables, and the runner's console."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 import tempfile
@@ -47,6 +49,12 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def spec_key(spec, length: int = 16) -> str:
+    """The cache key of anything cached: a short sha256 of its spec as canonical JSON (sorted keys). A spec names
+    every input its cached thing depends on, so a changed input is a new key, never a stale reuse."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:length]
 
 
 def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:

@@ -1,0 +1,152 @@
+"""Every measure of this collection, in one table: its name, how it reads, which way is better, whether it votes on
+claim 3, where it is written, and the function that computes it.
+
+The measuring pipeline (`bnlib.results`), the statistics, the report and the figures all read `MEASURES`. Adding a
+measure is one entry here and one function (in `bnlib.metrics` when it is a new kind of computation).
+
+Stages say when a measure is taken:
+- ``model``: once per model, from training (accuracy, the exclusion flag);
+- ``layer``: per model and hidden layer, in the per-model table cached next to the weights (sparsity, silhouette,
+  kNN: the silhouette and kNN share one pass over the pairwise distances, so each is computed once);
+- ``views``: per model and layer, in the views table (notebook 04), which also needs held-out test images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Callable
+
+import torch
+
+from . import metrics as M
+
+
+@dataclass
+class LayerData:
+    """One layer's representations of the measured samples (and, for the views, of the probe's test images)."""
+
+    acts: torch.Tensor
+    labels: torch.Tensor
+    params: object  # the ExperimentParams the measures read their knobs from
+    device: torch.device
+    test_acts: torch.Tensor | None = None
+    test_labels: torch.Tensor | None = None
+
+    @cached_property
+    def silhouette_and_knn(self) -> tuple[float, float]:
+        return M.silhouette_and_knn(self.acts, self.labels, self.params.knn_k, self.params.silhouette_metric,
+                                    device=self.device)
+
+    @cached_property
+    def probe_view(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The probe's (train, test) features: the full representation up to `probe_max_features`, else pooled."""
+        if self.acts[0].numel() > self.params.probe_max_features:
+            return M.spatial_mean_pool(self.acts), M.spatial_mean_pool(self.test_acts)
+        return self.acts, self.test_acts
+
+
+@dataclass(frozen=True)
+class Measure:
+    name: str
+    label: str  # in prose and tables
+    axis: str  # on a figure's axis
+    stage: str  # "model", "layer" or "views" (module docstring)
+    tables: tuple[str, ...]  # the measured CSVs (bnlib.results.MEASURED_TABLES) that hold it
+    compute: Callable[[LayerData], float | None] | None = None  # None: not computed under these parameters
+    better: str = "higher"  # "higher", "lower", or "" for a descriptive measure
+    votes: bool = False  # a clustering view: it votes on claim 3
+    compared: bool = True  # compared BN vs no BN per layer in the report
+
+
+def _sparsity(fn):
+    def compute(x: LayerData) -> float:
+        value = fn(x.acts, x.params.sparsity_threshold)
+        return value.mean().item() if isinstance(value, torch.Tensor) else value
+    return compute
+
+
+def _pooled_silhouette(x: LayerData) -> float | None:
+    if not x.params.silhouette_pooled:
+        return None
+    return M.silhouette_score(M.spatial_mean_pool(x.acts), x.labels, x.params.silhouette_metric, device=x.device)
+
+
+def _linear_probe(x: LayerData) -> float:
+    train, test = x.probe_view
+    return M.linear_probe_accuracy(train, x.labels, test, x.test_labels, C=x.params.probe_C)
+
+
+# The one exclusion concept: a run whose training status is not "complete" (bnlib.cache.USABLE): it diverged (a
+# non-finite loss, weights or activations) or failed (it ended at chance). Its flag row is 1, and every statistic
+# and figure leaves all its rows out (bnlib.stats.usable).
+EXCLUDED = "excluded"
+_ACC, _SIL = ("accuracy", "ablation", "views"), ("silhouette", "ablation", "views")
+# In this order: the order of the rows of every table and of the report's comparisons.
+MEASURES: dict[str, Measure] = {m.name: m for m in [
+    Measure("train_accuracy", "train accuracy", "train accuracy", "model", ("accuracy", "views"), compared=False),
+    Measure("test_accuracy", "test accuracy", "test accuracy", "model", _ACC, compared=False),
+    # 1 for a run left out of every statistic (TrainedModel.excluded): it diverged or it failed (module docstring)
+    Measure(EXCLUDED, "excluded (diverged or failed)", "excluded", "model", _ACC, better="", compared=False),
+    Measure("channel_sparsity", "channel sparsity", "average channel sparsity", "layer", ("sparsity", "ablation"),
+            _sparsity(M.channel_sparsity), better=""),
+    Measure("element_sparsity", "element sparsity", "element sparsity", "layer", ("sparsity", "ablation"),
+            _sparsity(M.element_sparsity), better=""),
+    Measure("dead_channels", "dead channels", "dead channels (fraction)", "layer", ("sparsity",),
+            _sparsity(M.dead_channels), better=""),
+    Measure("silhouette", "silhouette", "silhouette score", "layer", _SIL,
+            lambda x: x.silhouette_and_knn[0], votes=True),
+    Measure("silhouette_pooled", "silhouette (pooled)", "silhouette score (spatial-mean pooled)", "layer",
+            ("silhouette", "ablation"), _pooled_silhouette, votes=True),
+    Measure("knn_accuracy", "kNN accuracy", "kNN accuracy (leave-one-out)", "layer", ("views",),
+            lambda x: x.silhouette_and_knn[1], votes=True),
+    Measure("linear_probe", "linear probe", "linear probe test accuracy", "views", ("views",), _linear_probe,
+            votes=True),
+    # which width the probe saw: the full representation, or the pooled one past probe_max_features
+    Measure("probe_features", "probe features", "probe features", "views", ("views",),
+            lambda x: x.probe_view[0][0].numel(), better="", compared=False),
+    Measure("davies_bouldin", "Davies–Bouldin", "Davies–Bouldin (lower: better)", "views", ("views",),
+            lambda x: M.davies_bouldin(x.acts, x.labels), better="lower", votes=True),
+    Measure("calinski_harabasz", "Calinski–Harabasz", "Calinski–Harabasz", "views", ("views",),
+            lambda x: M.calinski_harabasz(x.acts, x.labels), votes=True),
+    Measure("within_between_ratio", "within/between scatter", "within / between scatter (lower: better)", "views",
+            ("views",), lambda x: M.within_between_ratio(x.acts, x.labels, device=x.device), better="lower",
+            votes=True),
+    Measure("code_neighbour_agreement", "code neighbour agreement", "nearest binary code: same class", "views",
+            ("views",), lambda x: M.code_neighbour_agreement(x.acts, x.labels, device=x.device), votes=True),
+    # descriptive, not votes: purity is trivially 1 when every code is unique
+    Measure("code_purity", "code purity", "class purity of identical codes", "views", ("views",),
+            lambda x: M.code_purity(x.acts, x.labels), better=""),
+    Measure("distinct_codes", "distinct codes", "distinct binary codes", "views", ("views",),
+            lambda x: M.distinct_codes(x.acts), better=""),
+]}
+
+
+def names(stage: str | None = None, table: str | None = None, votes: bool | None = None,
+          compared: bool | None = None) -> list[str]:
+    """The measure names that match every filter given, in table order."""
+    return [m.name for m in MEASURES.values()
+            if (stage is None or m.stage == stage) and (table is None or table in m.tables)
+            and (votes is None or m.votes == votes) and (compared is None or m.compared == compared)]
+
+
+def label(name: str) -> str:
+    return MEASURES[name].label if name in MEASURES else name.replace("_", " ")
+
+
+def axis(name: str) -> str:
+    return MEASURES[name].axis if name in MEASURES else name.replace("_", " ")
+
+
+def lower_is_better(name: str) -> bool:
+    return name in MEASURES and MEASURES[name].better == "lower"
+
+
+def measure_layer(stage: str, data: LayerData) -> dict[str, float]:
+    """{name: value} of every measure of `stage` on one layer, in table order; a skipped measure is left out."""
+    out = {}
+    for name in names(stage=stage):
+        value = MEASURES[name].compute(data)
+        if value is not None:
+            out[name] = value
+    return out
