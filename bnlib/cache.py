@@ -105,6 +105,17 @@ class Artifact:
         self.weights_path = self.folder / "weights.safetensors"
         self.checkpoint_path = self.folder / "checkpoint.pt"
         self.results_dir = self.folder / "results"
+        self.snapshot_dir = self.folder / "snapshots"
+
+    def snapshot_path(self, step: int) -> Path:
+        return self.snapshot_dir / f"step-{step:07d}.safetensors"
+
+    def load_snapshot(self, step: int) -> dict | None:
+        """The weights kept after `step` optimizer steps (bnlib.config.TrainingKeys.snapshots), verified; or None."""
+        from safetensors.torch import load
+
+        data = read_checked(self.snapshot_path(step))
+        return None if data is None else load(data)
 
     def lock(self) -> FileLock:
         """Concurrent callers for one model wait for each other instead of writing the same files."""
@@ -273,6 +284,13 @@ def write_checked(path: Path, data: bytes) -> None:
     atomic_write_bytes(path, data)
     atomic_write_text(path.with_name(f"{path.name}.sha256"),
                       json.dumps({"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}))
+
+
+def save_snapshot(path: Path, model: torch.nn.Module) -> None:
+    """A model's weights as safetensors, through the checked store: `Artifact.load_snapshot` reads them back."""
+    from safetensors.torch import save
+
+    write_checked(path, save({k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}))
 
 
 def load_checked_tensors(path: Path) -> dict | None:

@@ -83,12 +83,31 @@ class TrainingKeys(BaseModel):
     compile: bool = Field(False, description="torch.compile the model")
     cpu_portable: bool = Field(False, description="CPU kernels that give the same bits on any x86 CPU and thread "
                                                   "count: ATen convs instead of oneDNN's, MKL in CNR mode (slower)")
+    snapshots: list[float] = Field([], description="points of training, in epochs (0 = the initialisation, 0.5 = "
+                                                   "half-way through epoch 1), whose weights are kept")
 
     @model_validator(mode="after")
     def _momentum_is_sgd_only(self):
         if self.optimizer == "adam" and self.momentum != 0:
             raise ValueError("momentum applies to optimizer 'sgd' only; set it to 0 for 'adam'")
         return self
+
+    @model_validator(mode="after")
+    def _snapshots_within_training(self):
+        bad = [p for p in self.snapshots if not 0 <= p <= self.epochs]
+        if bad:
+            raise ValueError(f"key 'snapshots' = {self.snapshots}: {bad} lie outside training, which runs from 0 "
+                             f"to epochs = {self.epochs}; give points between them")
+        if len(set(self.snapshots)) != len(self.snapshots) or self.snapshots != sorted(self.snapshots):
+            raise ValueError(f"key 'snapshots' = {self.snapshots}: give each point once, in increasing order")
+        return self
+
+    def snapshot_steps(self, steps_per_epoch: int) -> list[int]:
+        """The optimizer steps after which weights are kept: each snapshot point, and the end of training."""
+        if not self.snapshots:
+            return []
+        steps = [round(p * steps_per_epoch) for p in self.snapshots] + [self.epochs * steps_per_epoch]
+        return sorted(set(steps))
 
 
 class TrainConfig(TrainingKeys):
@@ -103,8 +122,9 @@ class TrainConfig(TrainingKeys):
         """The config as the cache keys and records it. A new key at its default is left out, so the
         models cached before it existed keep their keys."""
         data = self.model_dump(mode="json")
-        if not self.cpu_portable:
-            data.pop("cpu_portable")
+        for key, default in (("cpu_portable", False), ("snapshots", [])):
+            if data[key] == default:
+                data.pop(key)
         return data
 
     @classmethod

@@ -81,8 +81,9 @@ def _batches(images: torch.Tensor, normalise, device, batch_size: int):
 def capture_all(model: nn.Module, images: torch.Tensor, normalise, layers=None, *,
                 device: str | torch.device = "cpu", batch_size: int = DEFAULT_BATCH,
                 dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
-    """Every requested layer's representations at once: {layer: [N, ...]} on CPU. Public API for notebooks; the
-    pipeline captures one layer at a time (`capture_layer`), so only one layer's activations are ever in memory."""
+    """Every requested layer's representations at once: {layer: [N, ...]} on CPU, from one forward pass. The
+    training dynamics use it on their small snapshot set; the final models' measures capture one layer at a time
+    (`capture_layer`), so that only one layer of the full measured set is ever in memory."""
     names = select_layers(model, layers)
     modules = {n: m for n, m in hidden_layers(model).items() if n in names}
     chunks: dict[str, list[torch.Tensor]] = {n: [] for n in names}

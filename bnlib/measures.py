@@ -57,6 +57,7 @@ class Measure:
     better: str = "higher"  # "higher", "lower", or "" for a descriptive measure
     votes: bool = False  # a clustering view: it votes on claim 3
     compared: bool = True  # compared BN vs no BN per layer in the report
+    dynamics: bool = False  # also measured at every snapshot along training (notebook 06)
 
 
 def _sparsity(fn):
@@ -89,19 +90,19 @@ MEASURES: dict[str, Measure] = {m.name: m for m in [
     # 1 for a run left out of every statistic (TrainedModel.excluded): it diverged or it failed (module docstring)
     Measure(EXCLUDED, "excluded (diverged or failed)", "excluded", "model", _ACC, better="", compared=False),
     Measure("channel_sparsity", "channel sparsity", "average channel sparsity", "layer", ("sparsity", "ablation"),
-            _sparsity(M.channel_sparsity), better=""),
+            _sparsity(M.channel_sparsity), better="", dynamics=True),
     Measure("element_sparsity", "element sparsity", "element sparsity", "layer", ("sparsity", "ablation"),
-            _sparsity(M.element_sparsity), better=""),
+            _sparsity(M.element_sparsity), better="", dynamics=True),
     Measure("dead_channels", "dead channels", "dead channels (fraction)", "layer", ("sparsity",),
             _sparsity(M.dead_channels), better=""),
     Measure("silhouette", "silhouette", "silhouette score", "layer", _SIL,
-            lambda x: x.silhouette_and_knn[0], votes=True),
+            lambda x: x.silhouette_and_knn[0], votes=True, dynamics=True),
     Measure("silhouette_pooled", "silhouette (pooled)", "silhouette score (spatial-mean pooled)", "layer",
-            ("silhouette", "ablation"), _pooled_silhouette, votes=True),
+            ("silhouette", "ablation"), _pooled_silhouette, votes=True, dynamics=True),
     Measure("knn_accuracy", "kNN accuracy", "kNN accuracy (leave-one-out)", "layer", ("views",),
-            lambda x: x.silhouette_and_knn[1], votes=True),
+            lambda x: x.silhouette_and_knn[1], votes=True, dynamics=True),
     Measure("linear_probe", "linear probe", "linear probe test accuracy", "views", ("views",), _linear_probe,
-            votes=True),
+            votes=True, dynamics=True),
     # which width the probe saw: the full representation, or the pooled one past probe_max_features
     Measure("probe_features", "probe features", "probe features", "views", ("views",),
             lambda x: x.probe_view[0][0].numel(), better="", compared=False),
@@ -123,11 +124,12 @@ MEASURES: dict[str, Measure] = {m.name: m for m in [
 
 
 def names(stage: str | None = None, table: str | None = None, votes: bool | None = None,
-          compared: bool | None = None) -> list[str]:
+          compared: bool | None = None, dynamics: bool | None = None) -> list[str]:
     """The measure names that match every filter given, in table order."""
     return [m.name for m in MEASURES.values()
             if (stage is None or m.stage == stage) and (table is None or table in m.tables)
-            and (votes is None or m.votes == votes) and (compared is None or m.compared == compared)]
+            and (votes is None or m.votes == votes) and (compared is None or m.compared == compared)
+            and (dynamics is None or m.dynamics == dynamics)]
 
 
 def label(name: str) -> str:

@@ -9,6 +9,7 @@ out-of-range value stops the run in the notebook's first cells, naming the key.
 
 from __future__ import annotations
 
+import math
 import os
 import types
 from pathlib import Path
@@ -42,6 +43,7 @@ NOTEBOOKS = {
     "03_umap": ("umap", True),
     "04_clustering_views": ("views", True),
     "05_norm_ablation": ("ablation", False),  # the ablation profile's figure: every norm, not BN vs no BN
+    "06_training_dynamics": ("dynamics", True),
 }
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit"}
 _HIDDEN_LAYER_NAMES = {"cnn4": [f"conv{i}" for i in range(1, 5)] + ["fc1"],
@@ -71,6 +73,8 @@ class ExperimentParams(TrainingKeys):
     probe_C: float = Field(1.0, gt=0)
     probe_test_samples: int = Field(1000, ge=20)
     probe_max_features: int = Field(4096, ge=1)
+    # training dynamics (notebook 06): measures per snapshot (the `snapshots` key) on a smaller measured set
+    snapshot_represent: int | None = Field(None, ge=20)  # None, or more than n_represent: all n_represent
     # UMAP pictures
     umap_layers: list[str] = Field(min_length=1)
     umap_model_seed: int = Field(ge=0)
@@ -131,6 +135,12 @@ class ExperimentParams(TrainingKeys):
         if self.probe_test_samples > n_test:
             raise ValueError(f"probe_test_samples = {self.probe_test_samples} is more than the "
                              f"{n_test} test images of {self.dataset}; use at most that")
+        if self.snapshots:
+            per_epoch = math.ceil(min(self.train_subset or n_train, n_train) / self.batch_size)
+            steps = [round(p * per_epoch) for p in self.snapshots]
+            if len(set(steps)) != len(steps):
+                raise ValueError(f"key 'snapshots' = {self.snapshots}: two points fall on the same optimizer step "
+                                 f"({per_epoch} steps an epoch); space them at least 1/{per_epoch} epoch apart")
         if self.knn_k >= self.n_represent:
             raise ValueError(f"knn_k = {self.knn_k} must be below n_represent = {self.n_represent}")
         for key in ("train_subset", "n_represent"):

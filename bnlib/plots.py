@@ -225,3 +225,68 @@ def views_figure(views: pd.DataFrame, cka: pd.DataFrame, title: str | None = Non
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def dynamics_figure(dynamics: pd.DataFrame, pairs: pd.DataFrame, matched_cmp: pd.DataFrame, layers: list[str],
+                    title: str | None = None):
+    """Training dynamics, one row per measure taken along training (bnlib.measures, `dynamics`):
+
+    (a) the measure against training progress, at each of `layers`: mean ± std over seeds;
+    (b) the same against test accuracy, one line per model: where BN lies above no BN at equal accuracy, the
+        difference is BatchNorm's own; the matched pairs are circled;
+    (c, last row) the matched-accuracy comparison: Hedges' g (BN snapshot − no BN at the end) with its bootstrap
+        95% interval, per layer and clustering view.
+    """
+    data = _with_labels(dynamics)
+    acc = data[(data.layer == "model") & (data.metric == "test_accuracy")][["norm", "seed", "step", "value"]]
+    rows = [m for m in measures.names(dynamics=True) if (data.metric == m).any()]
+    ncols = 2 * len(layers)
+    fig, axes = plt.subplots(len(rows) + 1, ncols, figsize=(3.3 * ncols, 2.5 * (len(rows) + 1)), squeeze=False)
+    variants = _variants(data) if len(data) else []
+    matched = set()
+    for r in pairs.itertuples():
+        matched |= {("batch", r.seed, r.batch_step), ("none", r.seed, r.none_step)}
+    for i, metric in enumerate(rows):
+        for j, layer in enumerate(layers):
+            part = data[(data.metric == metric) & (data.layer == layer)]
+            ax = axes[i, j]
+            sns.lineplot(data=part, x="epoch", y="value", hue="variant", hue_order=variants, palette=NORM_PALETTE,
+                         errorbar="sd", marker="o", markersize=3, ax=ax, legend=(i == 0 and j == 0))
+            ax.set(xlabel="epoch" if i == len(rows) - 1 else "", ylabel=axis(metric) if j == 0 else "")
+            if i == 0:
+                ax.set_title(f"(a) {layer}: along training")
+            ax = axes[i, len(layers) + j]
+            both = part.merge(acc, on=["norm", "seed", "step"], suffixes=("", "_acc"))
+            for (variant, seed), g in both.groupby(["variant", "seed"]):
+                ax.plot(g.value_acc, g.value, "-o", ms=2.5, lw=0.8, color=NORM_PALETTE.get(variant), alpha=0.8)
+            hit = both[[(n, s, t) in matched for n, s, t in zip(both.norm, both.seed, both.step)]]
+            ax.scatter(hit.value_acc, hit.value, s=40, facecolors="none", edgecolors="black", linewidths=0.8)
+            ax.set(xlabel="test accuracy" if i == len(rows) - 1 else "", ylabel="")
+            if i == 0:
+                ax.set_title(f"(b) {layer}: against test accuracy")
+    bottom = plt.subplot2grid((len(rows) + 1, ncols), (len(rows), 0), colspan=ncols, fig=fig)
+    for ax in axes[len(rows)]:
+        ax.remove()
+    views = matched_cmp[matched_cmp.metric.isin(measures.names(votes=True)) & matched_cmp.testable]
+    if views.empty:
+        _nothing_to_plot(bottom, "the matched comparison")
+    else:
+        order = list(dict.fromkeys(views.sort_values("layer_index").layer))
+        metrics = list(dict.fromkeys(views.metric))
+        width = 0.8 / len(metrics)
+        for k, metric in enumerate(metrics):
+            g = views[views.metric == metric].set_index("layer").reindex(order)
+            x = [order.index(layer) + (k - (len(metrics) - 1) / 2) * width for layer in order]
+            g_, low, high = g.hedges_g, g.g_low, g.g_high
+            if measures.lower_is_better(metric):  # flipped, so that above 0 always means BN clusters better
+                g_, low, high = -g_, -high, -low
+            bottom.errorbar(x, g_, yerr=[g_ - low, high - g_], fmt="o", capsize=3, label=measures.label(metric))
+        bottom.axhline(0, color="grey", lw=0.8)
+        bottom.set_xticks(range(len(order)), order)
+        bottom.set(ylabel="Hedges' g, BN better > 0",
+                   title=f"(c) at matched test accuracy: BN snapshot vs no BN at the end, {len(pairs)} seed pairs")
+        bottom.legend(frameon=False, ncol=min(4, len(metrics)), fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0, 1, 0.985))  # the title above the panels' own
+    return fig

@@ -24,8 +24,10 @@ from .paths import FIGURES_DIR
 ALPHA = 0.05
 CSV_FILES = ("accuracy", "sparsity", "silhouette", "views")
 # The paper's three claims, as every verdict, grid and page names them.
+# 4 is the reviewer's question, not the paper's: does 3 hold when BN is compared at no BN's accuracy?
 CLAIMS = {1: "BN's effect on sparsity is small", 2: "The sparsity effect does not explain generalisation",
-          3: "BN representations cluster better"}
+          3: "BN representations cluster better", 4: "BN representations cluster better at matched accuracy"}
+MATCH_TOLERANCE = 0.015  # the largest test-accuracy gap a matched pair may have
 # Profiles in reading order (README grid, appendix); any other folder of figures follows, the ablation last.
 PROFILE_ORDER = ("quick", "quick-8seeds", "mnist", "cifar10-cpu", "cifar10", "cifar10-jpeg")
 
@@ -183,6 +185,66 @@ def claim3(cmp: pd.DataFrame) -> str:
             f"({stats.prose_list(against, 'none')}); Holm-corrected over each view's layers. {layers}.{last}")
 
 
+def matched_pairs(dynamics: pd.DataFrame, a: str = "batch", b: str = "none") -> pd.DataFrame:
+    """Per seed with both variants: `b` at the end of training, and the snapshot of `a` (same seed) whose test
+    accuracy is closest to it (the earliest on a tie). One row per pair, with both accuracies and their gap."""
+    acc = dynamics[(dynamics.layer == "model") & (dynamics.metric == "test_accuracy")].sort_values("step")
+    rows = []
+    for seed in sorted(set(acc[acc.norm == a].seed) & set(acc[acc.norm == b].seed)):
+        final = acc[(acc.norm == b) & (acc.seed == seed)].iloc[-1]
+        mine = acc[(acc.norm == a) & (acc.seed == seed)]
+        best = mine.iloc[int(np.argmin((mine.value - final.value).abs().to_numpy()))]
+        rows.append({"seed": seed, f"{a}_epoch": best.epoch, f"{a}_step": best.step, f"{a}_test_accuracy": best.value,
+                     f"{b}_epoch": final.epoch, f"{b}_step": final.step, f"{b}_test_accuracy": final.value,
+                     "accuracy_gap": abs(best.value - final.value)})
+    return pd.DataFrame(rows, columns=["seed", f"{a}_epoch", f"{a}_step", f"{a}_test_accuracy", f"{b}_epoch",
+                                       f"{b}_step", f"{b}_test_accuracy", "accuracy_gap"])
+
+
+def matched_models(dynamics: pd.DataFrame, pairs: pd.DataFrame, a: str = "batch", b: str = "none") -> pd.DataFrame:
+    """The rows of `dynamics` of the matched models (each pair's `a` snapshot and `b` at the end), long-form."""
+    keys = {(a, r.seed, getattr(r, f"{a}_step")) for r in pairs.itertuples()}
+    keys |= {(b, r.seed, getattr(r, f"{b}_step")) for r in pairs.itertuples()}
+    keep = [(n, s, t) in keys for n, s, t in zip(dynamics.norm, dynamics.seed, dynamics.step)]
+    return dynamics[keep].reset_index(drop=True)
+
+
+def describe_snapshots(dynamics: pd.DataFrame) -> str:
+    """Which points of training were measured, for how many models, and the test accuracy at each."""
+    acc = dynamics[(dynamics.layer == "model") & (dynamics.metric == "test_accuracy")]
+    if acc.empty:
+        return "No snapshot to show: no usable model."
+    lines = [f"{acc.groupby(['norm', 'seed']).ngroups} models measured at {acc.step.nunique()} points of training "
+             f"(epochs {stats.prose_list(f'{e:g}' for e in sorted(set(acc.epoch)))}); test accuracy, mean over seeds:"]
+    wide = acc.pivot_table(index="epoch", columns="norm", values="value", aggfunc="mean")
+    lines += [f"  epoch {epoch:>5g}: " + ", ".join(f"{n} {v:.4f}" for n, v in row.items())
+              for epoch, row in wide.iterrows()]
+    return "\n".join(lines)
+
+
+def matched_verdict(dynamics: pd.DataFrame) -> str:
+    """Claim 3 asked again at matched accuracy: no BN at the end of training against the BN snapshot of the same
+    seed closest in test accuracy, every clustering view measured along training, Holm over each view's layers."""
+    pairs = matched_pairs(dynamics)
+    head = f"4. *{CLAIMS[4]}*"
+    if len(pairs) < stats.MIN_SEEDS:
+        return f"{head}: **no verdict** (fewer than {stats.MIN_SEEDS} seeds with both variants and snapshots)."
+    far = pairs[pairs.accuracy_gap > MATCH_TOLERANCE]
+    if len(far):
+        return (f"{head}: **no verdict**: the pairs of seed(s) {stats.prose_list(map(str, far.seed))} differ by up "
+                f"to {far.accuracy_gap.max():.3f} in test accuracy (more than {MATCH_TOLERANCE}); keep more "
+                f"snapshots (key `snapshots`) where BN passes no BN's final accuracy.")
+    cmp = comparisons(matched_models(dynamics, pairs))
+    sentence = claim3(cmp)
+    if "**no verdict**" in sentence:
+        return f"{head}: **no verdict** (fewer than 2 usable seeds a side)."
+    detail = sentence.split(": ", 1)[1]
+    epochs = stats.prose_list(f"{e:g}" for e in pairs.batch_epoch)
+    return (f"{head}: {detail} Matched pairs: no BN at the end of training against BN after {epochs} epoch(s) "
+            f"(one per seed); largest test-accuracy gap {pairs.accuracy_gap.max():.3f}, BN − no BN "
+            f"{(pairs.batch_test_accuracy - pairs.none_test_accuracy).mean():+.3f} on average.")
+
+
 def _layers(cmp, metric, sign=None, significant=True) -> list[str]:
     sub = cmp[(cmp.metric == metric) & cmp.testable]
     hit = sub.p_holm < ALPHA
@@ -303,7 +365,7 @@ def profile_report(profile: str, figures_dir=FIGURES_DIR) -> str:
         return ablation(profile, figures_dir)
     df = load(profile, figures_dir)
     cmp = comparisons(df)
-    parts = [accuracy_table(df), verdicts(df, cmp)]
+    parts = [accuracy_table(df), verdicts(df, cmp) + _matched(profile, figures_dir)]
     if len(cmp):
         parts.append(power(cmp))
     grid = grid_markdown(agreement_grid(cmp))
@@ -329,7 +391,17 @@ def profile_claims(profile: str, figures_dir=FIGURES_DIR) -> dict[int, str]:
         df = load(profile, figures_dir)
     except SystemExit:  # a folder with notebooks but no measured CSVs yet: no verdict to show
         return {}
-    return claim_words(verdicts(df, comparisons(df)))
+    return claim_words(verdicts(df, comparisons(df)) + _matched(profile, figures_dir))
+
+
+def _matched(profile: str, figures_dir=FIGURES_DIR) -> str:
+    """Claim 4's sentence (after a newline) when the profile has measured its training dynamics, else ""."""
+    from .results import read_measured
+
+    folder = Path(figures_dir) / profile
+    if not (folder / "dynamics.csv").is_file():
+        return ""
+    return "\n" + matched_verdict(read_measured(folder, "dynamics"))
 
 
 ABLATION_CLAIM_METRICS = {1: ("channel_sparsity", "element_sparsity"), 3: ("silhouette", "silhouette_pooled")}

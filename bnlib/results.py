@@ -11,6 +11,7 @@ by the capture and metric parameters, so the next notebook reads them back.
 from __future__ import annotations
 
 import io
+import math
 import os
 import time
 import warnings
@@ -21,16 +22,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .cache import Artifact
+from .cache import Artifact, CacheWarning, model_for
 from . import measures
 from . import metrics as M
-from .data import ImageData, load_dataset, stratified_indices
+from .data import ImageData, dataset_sizes, load_dataset, stratified_indices
 from .files import console, console_line, spec_key, write_csv
-from .hooks import capture_layer
+from .hooks import capture_all, capture_layer
 from .measures import LayerData
 from .params import ExperimentParams
 from .paths import resolve_cache_dir
-from .train import TrainedModel, artifact_dir, get_or_train, load_train_test, portable_cpu, resolve_device
+from .train import (TrainedModel, artifact_dir, evaluate, get_or_train, load_train_test, portable_cpu,
+                    resolve_device)
 
 COLUMNS = ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"]
 # What each cached table depends on: the keys of its spec (bnlib.files.spec_key), and a format that changes when
@@ -43,6 +45,9 @@ CACHED_TABLES = {
     "umap": (1, ("dataset", "n_represent", "represent_seed", "umap_samples", "umap_seed", "umap_n_neighbors",
                  "umap_min_dist", "umap_pca_dims")),
     "cka": (1, ("dataset", "n_represent", "represent_seed", "layers")),
+    "dynamics": (2, ("dataset", "n_represent", "snapshot_represent", "represent_seed", "layers", "capture_dtype",
+                     "sparsity_threshold", "silhouette_metric", "silhouette_pooled", "knn_k", "probe_C",
+                     "probe_test_samples", "probe_max_features")),
 }
 
 
@@ -233,6 +238,7 @@ MEASURED_TABLES = {
     "views": "per model and layer: every clustering view (notebook 04), with the per-model rows",
     "cka": "per layer and pair of models: linear CKA",
     "umap": "per sample of one seed: the 2-D UMAP coordinates of each norm and layer",
+    "dynamics": "per model, snapshot and layer: test accuracy and the measures along training (notebook 06)",
 }
 
 
@@ -293,6 +299,8 @@ def _measure(params: ExperimentParams, names) -> dict[str, pd.DataFrame]:
             out[name] = cka_table(params, models)
         elif name == "umap":
             out[name] = umap_table(params, models)
+        elif name == "dynamics":
+            out[name] = dynamics_table(params, models)
     return out
 
 
@@ -464,3 +472,97 @@ def umap_table(params: ExperimentParams, models: list[TrainedModel]) -> pd.DataF
                                         "umap_x": emb[:, 0], "umap_y": emb[:, 1]}))
     columns = ["dataset", "arch", "norm", "seed", "layer", "sample", "label", "class", "umap_x", "umap_y"]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+# ------------------------------------------------------------------ training dynamics (notebook 06)
+DYNAMICS_COLUMNS = ["dataset", "arch", "norm", "seed", "epoch", "step", "layer", "layer_index", "metric", "value"]
+
+
+def snapshot_set(params: ExperimentParams) -> ImageData:
+    """The samples measured at each snapshot: a stratified draw of `snapshot_represent` from the measured set."""
+    reps = representation_set(params)
+    n = params.snapshot_represent or params.n_represent
+    return reps if n >= len(reps.labels) else reps.subset(stratified_indices(reps.labels, n, params.represent_seed))
+
+
+def steps_per_epoch(params: ExperimentParams) -> int:
+    n_train = dataset_sizes(params.dataset)[0]
+    return math.ceil(min(params.train_subset or n_train, n_train) / params.batch_size)
+
+
+def dynamics_table(params: ExperimentParams, models: list[TrainedModel]) -> pd.DataFrame:
+    """Every usable model at each of its snapshots (and the end of training): test accuracy and every measure
+    with `dynamics` set in bnlib.measures, per layer, long-form (DYNAMICS_COLUMNS). Without `snapshots`, the end
+    of training only."""
+    reps, probe = snapshot_set(params), probe_set(params)
+    test = load_dataset(params.dataset, "test", params.data_dir)
+    frames = [pd.DataFrame(columns=DYNAMICS_COLUMNS)]
+    usable_models = [m for m in models if not m.excluded]
+    for i, trained in enumerate(usable_models, start=1):
+        t0 = time.perf_counter()
+        with _portable_sums(params):
+            table, measured_now = _model_dynamics(trained, reps, probe, test, params)
+        frames.append(table)
+        if measured_now:
+            console_line(f"  dynamics [{i}/{len(usable_models)}] {trained.name}: {table.step.nunique()} snapshots "
+                         f"({time.perf_counter() - t0:.0f}s)")
+    return pd.concat(frames, ignore_index=True)
+
+
+def _model_dynamics(trained: TrainedModel, reps: ImageData, probe: ImageData, test: ImageData,
+                    params: ExperimentParams) -> tuple[pd.DataFrame, bool]:
+    name = f"dynamics-{table_key(params, 'dynamics')}.csv"
+    artifact = _artifact(trained, params)
+    cached = artifact.read_table(name, DYNAMICS_COLUMNS) if artifact is not None else None
+    if cached is not None:
+        return cached, False
+    cfg, device = trained.config, resolve_device(params.device)
+    per_epoch = steps_per_epoch(params)
+    steps = cfg.snapshot_steps(per_epoch) or [cfg.epochs * per_epoch]
+    rows = []
+    for step in steps:
+        model = _snapshot_model(trained, artifact, step, params, device)
+        epoch = step / per_epoch
+        with _numerics(params):
+            _, accuracy = evaluate(model, test, device, bf16=cfg.bf16, channels_last=cfg.channels_last,
+                                   cpu_bf16=cfg.cpu_bf16)
+        rows.append((cfg.dataset, cfg.arch, cfg.norm, cfg.seed, epoch, step, "model", 0, "test_accuracy", accuracy))
+        with _numerics(params):  # every layer in one pass a set: the snapshot set is small enough to hold
+            captured = [capture_all(model, d.images, d.normalise, params.hidden_layers(), device=device,
+                                    batch_size=params.capture_batch) for d in (reps, probe)]
+        for index, layer in enumerate(params.hidden_layers(), start=1):
+            acts, test_acts = (c.pop(layer) for c in captured)
+            data = LayerData(acts.float(), reps.labels, params, device, test_acts.float(), probe.labels)
+            for metric in measures.names(dynamics=True):
+                value = measures.MEASURES[metric].compute(data)
+                if value is not None:
+                    rows.append((cfg.dataset, cfg.arch, cfg.norm, cfg.seed, epoch, step, layer, index, metric,
+                                 float(value)))
+            del acts, test_acts, data
+    df = pd.DataFrame(rows, columns=DYNAMICS_COLUMNS)
+    if artifact is not None:
+        artifact.write_table(name, df)
+    return df, True
+
+
+def _snapshot_model(trained: TrainedModel, artifact: Artifact | None, step: int, params: ExperimentParams, device):
+    """The model with the weights kept after `step` optimizer steps; the final weights for the last step when no
+    snapshots are kept. A missing or damaged snapshot re-trains the model, which re-makes it."""
+    cfg = trained.config
+    if not cfg.snapshots:
+        return trained.model.to(device).eval()
+    state = artifact.load_snapshot(step) if artifact is not None else None
+    if state is None:
+        if artifact is None:
+            raise ValueError(f"{trained.name} was trained without a cache: its snapshots were not kept")
+        warnings.warn(f"{trained.name}: snapshot after step {step} is missing or damaged; re-training the model "
+                      f"to re-make it", CacheWarning, stacklevel=3)
+        artifact.meta_path.unlink(missing_ok=True)
+        get_or_train(cfg, params.data_dir, params.cache_dir)
+        state = artifact.load_snapshot(step)
+    model = model_for(cfg)
+    model.load_state_dict(state)
+    model = model.to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model.eval()

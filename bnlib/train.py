@@ -23,7 +23,7 @@ from scipy import stats
 from tqdm import tqdm
 
 from .cache import (USABLE, Artifact, TrainedModel, all_finite, artifact_dir, config_key,  # noqa: F401 (re-exported)
-                    load_checkpoint, model_for, save_checkpoint)
+                    load_checkpoint, model_for, save_checkpoint, save_snapshot)
 from .config import PORTABLE_ENV, ConfigError, TrainConfig
 from .data import ImageData, load_dataset, stratified_indices
 from .files import console
@@ -156,8 +156,9 @@ def usability(model: torch.nn.Module, history: list[dict], test_labels: torch.Te
 
 def train(config: TrainConfig, train_data: ImageData, test_data: ImageData, *,
           checkpoint: Path | None = None, on_epoch_end: Callable[[int, dict], None] | None = None,
-          progress: bool | None = None) -> TrainedModel:
-    """Train one model. With `checkpoint`, save after every epoch and resume from it.
+          progress: bool | None = None, snapshot_path: Callable[[int], Path] | None = None) -> TrainedModel:
+    """Train one model. With `checkpoint`, save after every epoch and resume from it. With `snapshot_path`, keep
+    the weights after each step of `config.snapshot_steps` there (a resumed run re-makes the same ones).
 
     The run stops at the first epoch whose training or test loss is non-finite
     (status "diverged"); a run that ends with non-finite weights is "diverged"
@@ -181,6 +182,9 @@ def train(config: TrainConfig, train_data: ImageData, test_data: ImageData, *,
     images, labels = train_data.images.to(device), train_data.labels.to(device)
     n, bs = len(labels), config.batch_size
     steps = math.ceil(n / bs)
+    keep = set(config.snapshot_steps(steps)) if snapshot_path is not None else set()
+    if 0 in keep and start_epoch == 0:
+        save_snapshot(snapshot_path(0), model)  # the initialisation
     stream = console()  # under the runner: a bar on the user's terminal, nothing in a log file
     show = (stream.isatty() if stream is not None else False) if progress is None else progress
     bar = tqdm(total=steps * (config.epochs - start_epoch), disable=not show, file=stream,
@@ -210,6 +214,8 @@ def train(config: TrainConfig, train_data: ImageData, test_data: ImageData, *,
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if step + 1 in keep:
+                    save_snapshot(snapshot_path(step + 1), model)
                 # Accumulate on the device: no host sync inside the epoch.
                 loss_sum += loss.detach() * len(idx)
                 correct += (logits.detach().argmax(1) == yb).sum()
@@ -286,6 +292,6 @@ def get_or_train(config: TrainConfig, data_dir=None, cache_dir=None, *,
         train_data, test_data = data if data is not None else load_train_test(config, data_dir)
         with portable_cpu(config.cpu_portable and resolve_device(config.device).type == "cpu"):
             result = train(config, train_data, test_data, checkpoint=artifact.checkpoint_path,
-                           on_epoch_end=on_epoch_end, progress=progress)
+                           on_epoch_end=on_epoch_end, progress=progress, snapshot_path=artifact.snapshot_path)
         artifact.save(result, extra={"device": str(resolve_device(config.device))})
         return result

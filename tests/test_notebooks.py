@@ -17,7 +17,8 @@ EXPECTED = {"training": ["dataset", "arch", "norm", "seed", "status", "epoch", "
             "silhouette": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],
             "umap": ["dataset", "arch", "norm", "seed", "layer", "sample", "label", "class", "umap_x", "umap_y"],
             "views": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],
-            "cka": ["layer_index", "layer", "pair", "seed_1", "seed_2", "cka"]}
+            "cka": ["layer_index", "layer", "pair", "seed_1", "seed_2", "cka"],
+            "dynamics": ["dataset", "arch", "norm", "seed", "epoch", "step", "layer", "layer_index", "metric", "value"]}
 
 
 def test_paired_notebooks_hold_exactly_their_source_cells(smoke_run):
@@ -45,7 +46,7 @@ def test_every_notebook_writes_its_figures_and_csvs(smoke_run):
     smoke_run = smoke_run[0]
     for name in runner.NOTEBOOKS:
         assert (smoke_run / f"{name}.ipynb").is_file()
-    for fig in ("training", "sparsity", "silhouette", "umap", "views", "ablation"):
+    for fig in ("training", "sparsity", "silhouette", "umap", "views", "ablation", "dynamics"):
         for ext in ("png", "svg", "csv"):
             assert (smoke_run / f"{fig}.{ext}").stat().st_size > 0, f"{fig}.{ext}"
     for name, columns in EXPECTED.items():

@@ -26,7 +26,10 @@ def test_paper_profiles_follow_the_paper():
 
 @pytest.mark.parametrize("override,key", [({"epochs": -1}, "epochs"), ({"epochz": 3}, "epochz"),
                                           ({"seeds": [0, 0]}, "seeds"), ({"umap_layers": ["conv9"]}, "umap_layers"),
-                                          ({"silhouette_metric": "l1"}, "silhouette_metric")])
+                                          ({"silhouette_metric": "l1"}, "silhouette_metric"),
+                                          ({"snapshots": [0, 2]}, "snapshots"), ({"snapshots": [-0.5]}, "snapshots"),
+                                          ({"snapshots": [0.5, 0.5]}, "snapshots"),
+                                          ({"snapshots": [0.01, 0.02]}, "snapshots")])  # one optimizer step
 def test_bad_parameter_names_the_key(override, key):
     with pytest.raises(ConfigError, match=key):
         resolve("smoke", **override)

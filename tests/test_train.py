@@ -7,6 +7,7 @@ import torch
 
 from bnlib.config import ConfigError, TrainConfig
 from bnlib.data import load_dataset
+from bnlib.cache import Artifact, read_checked
 from bnlib.train import artifact_dir, augment_batch, get_or_train, load_train_test, train
 
 TINY = dict(dataset="mnist5k", arch="cnn4", norm="batch", seed=0, optimizer="sgd", lr=0.01, momentum=0.9,
@@ -60,6 +61,27 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tiny_data, isolated_cach
     assert same_weights(weights(reference.model), weights(resumed.model))
     assert resumed.test_accuracy == reference.test_accuracy
     assert not (folder / "checkpoint.pt").exists()
+
+
+def test_snapshots_end_with_the_final_weights_and_a_resume_remakes_them(tiny_data, tmp_path):
+    config = tiny(epochs=3, snapshots=[0, 0.4, 1, 2.6])
+    steps = config.snapshot_steps(5)  # 160 samples in batches of 32: 5 steps an epoch
+    assert steps == [0, 2, 5, 13, 15]
+    reference = get_or_train(config, data=tiny_data, cache_dir=tmp_path / "a")
+    kept = {s: Artifact(config, tmp_path / "a").load_snapshot(s) for s in steps}
+    assert same_weights(kept[15], weights(reference.model))  # the last snapshot is the final weights, bit for bit
+    assert not same_weights(kept[0], kept[5])
+
+    def kill_after_second_epoch(epoch, record):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        get_or_train(config, data=tiny_data, cache_dir=tmp_path / "b", on_epoch_end=kill_after_second_epoch)
+    get_or_train(config, data=tiny_data, cache_dir=tmp_path / "b")  # resumes from the epoch-2 checkpoint
+    for step in steps:
+        a, b = (read_checked(Artifact(config, tmp_path / d).snapshot_path(step)) for d in "ab")
+        assert a is not None and a == b, step  # identical bytes, killed or not
 
 
 def test_cache_hit_and_corrupt_artifact_rebuild(tiny_data):
