@@ -37,6 +37,8 @@ FORWARD_SHARE = 1 / 3  # a forward pass costs about this share of a training ste
 MEASURE_WORK = 9.0  # GEMM-equivalent passes over n^2 x width per layer and model: metrics, views and CKA together
 NOTEBOOK_SECONDS = 12.0  # kernel start, imports, plots and saving, per notebook
 UMAP_SECONDS_PER_1000_POINTS = 7.0  # one UMAP panel (numba compiled), per 1,000 embedded points
+# The same per snapshot of notebook 06, captures included (fitted on quick: 164 s for 8 models x 6 snapshots)
+DYNAMICS_WORK = 8.0
 
 
 @dataclass
@@ -131,24 +133,27 @@ def _sizes(params: ExperimentParams) -> tuple[int, int]:
 
 
 def _missing(params: ExperimentParams):
-    """(configs with no trained model in the cache, configs whose measured tables are not all cached)."""
-    from .results import cached_table_names
+    """(configs with no trained model in the cache, configs whose measured tables are not all cached, configs
+    whose training dynamics are not cached)."""
+    from .results import cached_table_names, table_key
     from .train import artifact_dir
 
-    untrained, unmeasured = [], []
+    untrained, unmeasured, no_dynamics = [], [], []
     for config in params.train_configs():
         folder = artifact_dir(config, params.cache_dir)
         if not (folder / "meta.json").is_file():
             untrained.append(config)
         if not all((folder / "results" / name).is_file() for name in cached_table_names(params)):
             unmeasured.append(config)
-    return untrained, unmeasured
+        if not (folder / "results" / f"dynamics-{table_key(params, 'dynamics')}.csv").is_file():
+            no_dynamics.append(config)
+    return untrained, unmeasured, no_dynamics
 
 
 def estimate(params: ExperimentParams, notebooks: list[str] | None = None) -> Estimate:
     """The expected wall time of running `notebooks` (default: the profile's) on this machine, now."""
     notebooks = notebooks or params.notebook_list()
-    untrained, unmeasured = _missing(params)
+    untrained, unmeasured, no_dynamics = _missing(params)
     n_train, n_test = _sizes(params)
     steps = math.ceil(n_train / params.batch_size) * params.epochs
     forward_images = n_test * params.epochs + n_train
@@ -164,6 +169,11 @@ def estimate(params: ExperimentParams, notebooks: list[str] | None = None) -> Es
         captured = (params.n_represent + params.probe_test_samples) * len(widths) / 2
         measure_seconds = sum(per_model + FORWARD_SHARE * captured / params.batch_size * timed[c.norm]
                               for c in unmeasured)
+    if "06_training_dynamics" in notebooks and no_dynamics:
+        n = min(params.snapshot_represent or params.n_represent, params.n_represent)
+        per_point = DYNAMICS_WORK * 2 * n ** 2 * sum(layer_widths(params).values()) / gemm_rate()
+        per_epoch = math.ceil(n_train / params.batch_size)
+        measure_seconds += sum(per_point * max(1, len(c.snapshot_steps(per_epoch))) for c in no_dynamics)
     fixed = NOTEBOOK_SECONDS * len(notebooks)
     if "03_umap" in notebooks and unmeasured:
         fixed += UMAP_SECONDS_PER_1000_POINTS * params.umap_samples / 1000 * len(params.umap_layers) * len(params.norms)

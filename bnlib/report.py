@@ -205,7 +205,7 @@ def matched_models(dynamics: pd.DataFrame, pairs: pd.DataFrame, a: str = "batch"
     """The rows of `dynamics` of the matched models (each pair's `a` snapshot and `b` at the end), long-form."""
     keys = {(a, r.seed, getattr(r, f"{a}_step")) for r in pairs.itertuples()}
     keys |= {(b, r.seed, getattr(r, f"{b}_step")) for r in pairs.itertuples()}
-    keep = [(n, s, t) in keys for n, s, t in zip(dynamics.norm, dynamics.seed, dynamics.step)]
+    keep = np.array([(n, s, t) in keys for n, s, t in zip(dynamics.norm, dynamics.seed, dynamics.step)], dtype=bool)
     return dynamics[keep].reset_index(drop=True)
 
 
