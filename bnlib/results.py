@@ -496,7 +496,7 @@ def dynamics_table(params: ExperimentParams, models: list[TrainedModel]) -> pd.D
     of training only."""
     reps, probe = snapshot_set(params), probe_set(params)
     test = load_dataset(params.dataset, "test", params.data_dir)
-    frames = [pd.DataFrame(columns=DYNAMICS_COLUMNS)]
+    frames = []
     usable_models = [m for m in models if not m.excluded]
     for i, trained in enumerate(usable_models, start=1):
         t0 = time.perf_counter()
@@ -506,7 +506,8 @@ def dynamics_table(params: ExperimentParams, models: list[TrainedModel]) -> pd.D
         if measured_now:
             console_line(f"  dynamics [{i}/{len(usable_models)}] {trained.name}: {table.step.nunique()} snapshots "
                          f"({time.perf_counter() - t0:.0f}s)")
-    return pd.concat(frames, ignore_index=True)
+    # an empty frame in the concat would make every column object-typed, and the CSV would lose its float format
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=DYNAMICS_COLUMNS)
 
 
 def _model_dynamics(trained: TrainedModel, reps: ImageData, probe: ImageData, test: ImageData,
