@@ -359,7 +359,8 @@ def clustering_views(params: ExperimentParams, models: list[TrainedModel]) -> pd
         views = model_views(trained, reps, probe, params)
         shared = per_model[per_model.metric.isin(measures.names(table="views"))
                            & ((per_model.layer == "model") | per_model.layer.isin(set(views.layer)))]
-        both = pd.concat([shared, views], ignore_index=True)
+        # an empty frame (an excluded model has no views) in the concat would make every column object-typed
+        both = pd.concat([shared, views], ignore_index=True) if len(views) else shared.reset_index(drop=True)
         frames.append(both.iloc[sorted(range(len(both)), key=lambda r: (both.layer_index.iat[r],
                                                                         order[both.metric.iat[r]]))])
         if measured_now:
