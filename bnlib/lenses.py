@@ -31,7 +31,7 @@ OUTPUT = "output"  # the layer name of the prediction-agreement rows
 
 # ------------------------------------------------------------------ forward passes
 def forward_layers(model: nn.Module, images: torch.Tensor, normalise, layers: list[str], *, device="cpu",
-                   batch_size: int = 500, transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+                   transform: Callable[[torch.Tensor], torch.Tensor] | None = None, batch_size: int = 500,
                    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """({layer: representations [N, ...]}, predicted class [N]) from one full forward pass per batch, on CPU.
 
