@@ -39,6 +39,10 @@ NOTEBOOK_SECONDS = 12.0  # kernel start, imports, plots and saving, per notebook
 UMAP_SECONDS_PER_1000_POINTS = 7.0  # one UMAP panel (numba compiled), per 1,000 embedded points
 # The same per snapshot of notebook 06, captures included (fitted on quick: 164 s for 8 models x 6 snapshots)
 DYNAMICS_WORK = 8.0
+# Notebook 07: seconds per million (training sample x code bit x depth) of the trees, both targets, a model (quick)
+TREE_SECONDS_PER_MILLION = 0.01
+# Notebook 08: a shifted image's forward pass, every layer's cosines included, in training steps' forward shares
+TRANSLATION_WORK = 2.0
 
 
 @dataclass
@@ -112,17 +116,29 @@ def gemm_rate() -> float:
     return 3 * 2 * 512 * 2048 * 512 / (time.perf_counter() - t0)
 
 
-def layer_widths(params: ExperimentParams) -> dict[str, int]:
-    """The flattened width of each measured hidden layer."""
+def layer_shapes(params: ExperimentParams) -> dict[str, tuple[int, ...]]:
+    """The shape of one sample's representation at each measured hidden layer."""
     model = build_model(params.arch, params.norms[0], width=params.width).eval()
-    widths, wanted = {}, set(params.hidden_layers())
-    handles = [module.register_forward_hook(lambda m, i, o, name=name: widths.__setitem__(name, o[0].numel()))
+    shapes, wanted = {}, set(params.hidden_layers())
+    handles = [module.register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape[1:])))
                for name, module in hidden_layers(model).items() if name in wanted]
     with torch.no_grad():
         model(torch.zeros(1, *_input_shape(params)))
     for h in handles:
         h.remove()
-    return widths
+    return shapes
+
+
+def layer_widths(params: ExperimentParams) -> dict[str, int]:
+    """The flattened width of each measured hidden layer."""
+    return {name: math.prod(shape) for name, shape in layer_shapes(params).items()}
+
+
+def code_bits(params: ExperimentParams) -> int:
+    """The bits of the binary codes of notebook 07, summed over the measured layers (bnlib.lenses.pooled_codes)."""
+    pool = params.tree_code_pool
+    return sum(s[0] * pool * pool if len(s) == 3 and pool and s[-1] > pool else math.prod(s)
+               for s in layer_shapes(params).values())
 
 
 def _sizes(params: ExperimentParams) -> tuple[int, int]:
@@ -133,31 +149,36 @@ def _sizes(params: ExperimentParams) -> tuple[int, int]:
 
 
 def _missing(params: ExperimentParams):
-    """(configs with no trained model in the cache, configs whose measured tables are not all cached, configs
-    whose training dynamics are not cached)."""
+    """(configs with no trained model in the cache, configs whose measured tables are not all cached, {table:
+    configs without it cached} for the tables of notebooks 06-08)."""
     from .results import cached_table_names, table_key
     from .train import artifact_dir
 
-    untrained, unmeasured, no_dynamics = [], [], []
+    untrained, unmeasured = [], []
+    lens = {table: [] for table in ("dynamics", "trees", "translation")}
     for config in params.train_configs():
         folder = artifact_dir(config, params.cache_dir)
         if not (folder / "meta.json").is_file():
             untrained.append(config)
         if not all((folder / "results" / name).is_file() for name in cached_table_names(params)):
             unmeasured.append(config)
-        if not (folder / "results" / f"dynamics-{table_key(params, 'dynamics')}.csv").is_file():
-            no_dynamics.append(config)
-    return untrained, unmeasured, no_dynamics
+        for table, missing in lens.items():
+            if not (folder / "results" / f"{table}-{table_key(params, table)}.csv").is_file():
+                missing.append(config)
+    return untrained, unmeasured, lens
 
 
 def estimate(params: ExperimentParams, notebooks: list[str] | None = None) -> Estimate:
     """The expected wall time of running `notebooks` (default: the profile's) on this machine, now."""
     notebooks = notebooks or params.notebook_list()
-    untrained, unmeasured, no_dynamics = _missing(params)
+    untrained, unmeasured, lens = _missing(params)
+    no_dynamics = lens["dynamics"]
     n_train, n_test = _sizes(params)
     steps = math.ceil(n_train / params.batch_size) * params.epochs
     forward_images = n_test * params.epochs + n_train
-    timed = {norm: step_seconds(params, norm) for norm in sorted({c.norm for c in untrained + unmeasured})}
+    no_translation = lens["translation"] if "08_translation" in notebooks else []
+    timed = {norm: step_seconds(params, norm)
+             for norm in sorted({c.norm for c in untrained + unmeasured + no_translation})}
     train_seconds = sum(timed[c.norm] * (steps + FORWARD_SHARE * forward_images / params.batch_size)
                         for c in untrained)
     measure_seconds = 0.0
@@ -174,6 +195,14 @@ def estimate(params: ExperimentParams, notebooks: list[str] | None = None) -> Es
         per_point = DYNAMICS_WORK * 2 * n ** 2 * sum(layer_widths(params).values()) / gemm_rate()
         per_epoch = math.ceil(n_train / params.batch_size)
         measure_seconds += sum(per_point * max(1, len(c.snapshot_steps(per_epoch))) for c in no_dynamics)
+    if "07_decision_trees" in notebooks and lens["trees"]:
+        per_model = TREE_SECONDS_PER_MILLION * params.n_represent * code_bits(params) * params.tree_max_depth / 1e6
+        measure_seconds += per_model * len(lens["trees"])
+    if no_translation:
+        side = 2 * (params.shift_radius() // params.shift_step) + 1
+        forwards = params.shift_images * (side * side + 1)
+        measure_seconds += sum(TRANSLATION_WORK * FORWARD_SHARE * forwards / params.batch_size * timed[c.norm]
+                               for c in no_translation)
     fixed = NOTEBOOK_SECONDS * len(notebooks)
     if "03_umap" in notebooks and unmeasured:
         fixed += UMAP_SECONDS_PER_1000_POINTS * params.umap_samples / 1000 * len(params.umap_layers) * len(params.norms)

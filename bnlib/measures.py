@@ -8,18 +8,22 @@ Stages say when a measure is taken:
 - ``model``: once per model, from training (accuracy, the exclusion flag);
 - ``layer``: per model and hidden layer, in the per-model table cached next to the weights (sparsity, silhouette,
   kNN: the silhouette and kNN share one pass over the pairwise distances, so each is computed once);
-- ``views``: per model and layer, in the views table (notebook 04), which also needs held-out test images.
+- ``views``: per model and layer, in the views table (notebook 04), which also needs held-out test images;
+- ``trees``, ``translation``: per model and layer, read off the lens tables of notebooks 07 and 08 (`LensRows`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
 from . import metrics as M
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -46,14 +50,22 @@ class LayerData:
         return self.acts, self.test_acts
 
 
+@dataclass
+class LensRows:
+    """One model's and layer's rows of a lens table: its tree curve (notebook 07) or its translation map (08)."""
+
+    rows: "pd.DataFrame"
+    params: object
+
+
 @dataclass(frozen=True)
 class Measure:
     name: str
     label: str  # in prose and tables
     axis: str  # on a figure's axis
-    stage: str  # "model", "layer" or "views" (module docstring)
+    stage: str  # "model", "layer", "views", "trees" or "translation" (module docstring)
     tables: tuple[str, ...]  # the measured CSVs (bnlib.results.MEASURED_TABLES) that hold it
-    compute: Callable[[LayerData], float | None] | None = None  # None: not computed under these parameters
+    compute: Callable[[LayerData | LensRows], float | None] | None = None  # None: not computed under these parameters
     better: str = "higher"  # "higher", "lower", or "" for a descriptive measure
     votes: bool = False  # a clustering view: it votes on claim 3
     compared: bool = True  # compared BN vs no BN per layer in the report
@@ -76,6 +88,28 @@ def _pooled_silhouette(x: LayerData) -> float | None:
 def _linear_probe(x: LayerData) -> float:
     train, test = x.probe_view
     return M.linear_probe_accuracy(train, x.labels, test, x.test_labels, C=x.params.probe_C)
+
+
+def _tree_at_budget(column: str):
+    def compute(x: LensRows) -> float:
+        return float(x.rows.loc[x.rows.depth == x.params.tree_depth, column].iloc[0])
+    return compute
+
+
+def _tree_depth_to_target(x: LensRows) -> float:
+    """The shallowest prefix whose test fidelity reaches `tree_fidelity_target`; NaN when no depth up to
+    `tree_max_depth` does (left out of the comparison, and counted in the notebook)."""
+    reached = x.rows[x.rows.fidelity >= x.params.tree_fidelity_target].depth
+    return float(reached.min()) if len(reached) else float("nan")
+
+
+def _mean_shifted(metric: str):
+    """The mean of a translation map over every shift but (0, 0); None for a layer that has no such map."""
+    def compute(x: LensRows) -> float | None:
+        r = x.rows
+        part = r[(r.metric == metric) & ((r.dx != 0) | (r.dy != 0))]
+        return float(part.value.mean()) if len(part) else None
+    return compute
 
 
 # The one exclusion concept: a run whose training status is not "complete" (bnlib.cache.USABLE): it diverged (a
@@ -120,6 +154,24 @@ MEASURES: dict[str, Measure] = {m.name: m for m in [
             lambda x: M.code_purity(x.acts, x.labels), better=""),
     Measure("distinct_codes", "distinct codes", "distinct binary codes", "views", ("views",),
             lambda x: M.distinct_codes(x.acts), better=""),
+    # notebook 07: how well a decision tree over a layer's binary code explains the network's prediction
+    Measure("tree_fidelity", "tree fidelity", "tree fidelity at the depth budget (test)", "trees", ("trees",),
+            _tree_at_budget("fidelity")),
+    Measure("tree_accuracy", "tree accuracy", "tree accuracy at the depth budget (test)", "trees", ("trees",),
+            _tree_at_budget("accuracy")),
+    Measure("tree_depth_to_target", "depth to target fidelity", "depth for the target fidelity (lower: simpler)",
+            "trees", ("trees",), _tree_depth_to_target, better="lower"),
+    Measure("tree_leaves", "tree leaves", "leaves at the depth budget", "trees", ("trees",),
+            _tree_at_budget("leaves"), better=""),
+    Measure("tree_codes", "distinct pooled codes", "distinct pooled binary codes", "trees", ("trees",),
+            lambda x: float(x.rows.codes.iloc[0]), better=""),
+    # notebook 08: how much of a layer's representation survives a shift of the input (higher: more invariant)
+    Measure("shift_cosine", "translation invariance", "mean cosine similarity under shifts", "translation",
+            ("invariance",), _mean_shifted("cosine")),
+    Measure("shift_cosine_pooled", "translation invariance (pooled)", "mean cosine under shifts, pooled",
+            "translation", ("invariance",), _mean_shifted("cosine_pooled")),
+    Measure("shift_agreement", "prediction agreement under shifts", "same prediction after a shift", "translation",
+            ("invariance",), _mean_shifted("agreement")),
 ]}
 
 
@@ -144,7 +196,7 @@ def lower_is_better(name: str) -> bool:
     return name in MEASURES and MEASURES[name].better == "lower"
 
 
-def measure_layer(stage: str, data: LayerData) -> dict[str, float]:
+def measure_layer(stage: str, data: LayerData | LensRows) -> dict[str, float]:
     """{name: value} of every measure of `stage` on one layer, in table order; a skipped measure is left out."""
     out = {}
     for name in names(stage=stage):

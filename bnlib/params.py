@@ -44,6 +44,8 @@ NOTEBOOKS = {
     "04_clustering_views": ("views", True),
     "05_norm_ablation": ("ablation", False),  # the ablation profile's figure: every norm, not BN vs no BN
     "06_training_dynamics": ("dynamics", True),
+    "07_decision_trees": ("trees", True),
+    "08_translation": ("translation", True),
 }
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit"}
 _HIDDEN_LAYER_NAMES = {"cnn4": [f"conv{i}" for i in range(1, 5)] + ["fc1"],
@@ -75,6 +77,16 @@ class ExperimentParams(TrainingKeys):
     probe_max_features: int = Field(4096, ge=1)
     # training dynamics (notebook 06): measures per snapshot (the `snapshots` key) on a smaller measured set
     snapshot_represent: int | None = Field(None, ge=20)  # None, or more than n_represent: all n_represent
+    # decision trees over binary ReLU codes (notebook 07)
+    tree_code_pool: int = Field(4, ge=0)  # conv maps max-pooled to this many cells a side before on/off; 0: elements
+    tree_depth: int = Field(8, ge=1)  # the depth budget of the headline fidelity and accuracy
+    tree_max_depth: int = Field(20, ge=1)  # the deepest tree grown; the fidelity curve runs 1..this
+    tree_fidelity_target: float = Field(0.9, gt=0, le=1)  # the fidelity whose depth is reported
+    # translation sensitivity (notebook 08)
+    shift_images: int = Field(100, ge=1)  # test images shifted: a fixed stratified draw
+    shift_max: int | None = Field(None, ge=1)  # largest shift in pixels; None: a quarter of the image side
+    shift_step: int = Field(1, ge=1)  # grid spacing in pixels
+    shift_fill: int = Field(0, ge=0, le=255)  # raw pixel value of the uncovered border (0: MNIST's background)
     # UMAP pictures
     umap_layers: list[str] = Field(min_length=1)
     umap_model_seed: int = Field(ge=0)
@@ -141,6 +153,19 @@ class ExperimentParams(TrainingKeys):
             if len(set(steps)) != len(steps):
                 raise ValueError(f"key 'snapshots' = {self.snapshots}: two points fall on the same optimizer step "
                                  f"({per_epoch} steps an epoch); space them at least 1/{per_epoch} epoch apart")
+        if self.tree_depth > self.tree_max_depth:
+            raise ValueError(f"tree_depth = {self.tree_depth} is deeper than tree_max_depth = {self.tree_max_depth}; "
+                             f"raise tree_max_depth or lower tree_depth")
+        side = min(ARCH_INPUT[self.arch][1:])
+        if self.shift_max is not None and self.shift_max >= side:
+            raise ValueError(f"shift_max = {self.shift_max} moves a {side}-pixel image out of view; use at most "
+                             f"{side - 1} (null: a quarter of the side, {side // 4})")
+        if self.shift_step > self.shift_radius():
+            raise ValueError(f"shift_step = {self.shift_step} is larger than the largest shift ({self.shift_radius()} "
+                             f"pixels): the grid would hold (0, 0) only; use a shift_step of at most that")
+        if self.shift_images > n_test:
+            raise ValueError(f"shift_images = {self.shift_images} is more than the {n_test} test images of "
+                             f"{self.dataset}; use at most that")
         if self.knn_k >= self.n_represent:
             raise ValueError(f"knn_k = {self.knn_k} must be below n_represent = {self.n_represent}")
         for key in ("train_subset", "n_represent"):
@@ -204,6 +229,10 @@ class ExperimentParams(TrainingKeys):
 
     def notebook_list(self) -> list[str]:
         return list(self.notebooks or [name for name, (_, default) in NOTEBOOKS.items() if default])
+
+    def shift_radius(self) -> int:
+        """The largest shift of the translation maps, in pixels: `shift_max`, else a quarter of the image side."""
+        return self.shift_max if self.shift_max is not None else min(ARCH_INPUT[self.arch][1:]) // 4
 
     def hidden_layers(self) -> list[str]:
         return list(_HIDDEN_LAYER_NAMES[self.arch]) if self.layers == "all" else list(self.layers)

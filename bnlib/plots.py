@@ -290,3 +290,95 @@ def dynamics_figure(dynamics: pd.DataFrame, pairs: pd.DataFrame, matched_cmp: pd
         fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1, 0.985))  # the title above the panels' own
     return fig
+
+
+def trees_figure(curves: pd.DataFrame, trees: pd.DataFrame, layers: list[str], title: str | None = None):
+    """Decision trees over binary codes (notebook 07): (top) test fidelity of the tree's depth-d prefix against d
+    at each of `layers`, mean ± std over seeds; (bottom) per layer, the tree measures at the depth budget."""
+    data = _with_labels(curves)
+    bottom = ["tree_fidelity", "tree_accuracy", "tree_depth_to_target", "tree_codes"]
+    ncols = max(len(layers), len(bottom))
+    fig, axes = plt.subplots(2, ncols, figsize=(3.4 * ncols, 6.4), squeeze=False)
+    variants = _variants(data) if len(data) else []
+    for j, ax in enumerate(axes[0]):
+        if j >= len(layers):
+            ax.remove()
+            continue
+        part = data[data.layer == layers[j]]
+        if part.empty:
+            _nothing_to_plot(ax, layers[j])
+            continue
+        sns.lineplot(data=part, x="depth", y="fidelity", hue="variant", hue_order=variants, palette=NORM_PALETTE,
+                     errorbar="sd", ax=ax, legend=j == 0)
+        sns.lineplot(data=part, x="depth", y="accuracy", hue="variant", hue_order=variants, palette=NORM_PALETTE,
+                     errorbar=None, ax=ax, legend=False, linestyle=":")
+        ax.set(title=f"{layers[j]}: tree of depth d", xlabel="depth d", ylabel="test fidelity (accuracy dotted)"
+               if j == 0 else "", ylim=(0, 1.02))
+        if j == 0:
+            ax.legend(title=None, frameon=False)
+    for j, ax in enumerate(axes[1]):
+        if j >= len(bottom):
+            ax.remove()
+            continue
+        layer_metric_plot(trees, bottom[j], ax=ax, kind="point")
+        if j:
+            ax.get_legend().remove()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def translation_figure(maps: pd.DataFrame, invariance: pd.DataFrame, layers: list[str], title: str | None = None):
+    """Translation sensitivity (notebook 08): (rows 1-2) the mean map over seeds of BN and of no BN at each of
+    `layers` (cosine similarity to the unshifted image; the prediction agreement at "output"); (row 3) each map's
+    mean on each ring max(|dx|, |dy|) = r, full (solid) and spatial-mean pooled (dashed), mean ± std over seeds;
+    (row 4) the mean over every shift per layer, full and pooled."""
+    from .lenses import chebyshev_radius
+
+    data = _with_labels(maps)
+    variants = [v for v in ("BN", "no BN") if v in set(data.variant)] if len(data) else []
+    ncols = len(layers)
+    fig = plt.figure(figsize=(2.9 * ncols + 0.6, 12))
+    grid = fig.add_gridspec(4, ncols + 1, width_ratios=[1] * ncols + [0.06], height_ratios=[1, 1, 0.9, 0.9])
+    image = None
+    for i, variant in enumerate(variants):
+        for j, layer in enumerate(layers):
+            ax = fig.add_subplot(grid[i, j])
+            metric = "agreement" if layer == "output" else "cosine"
+            part = data[(data.variant == variant) & (data.layer == layer) & (data.metric == metric)]
+            mean = part.groupby(["dy", "dx"]).value.mean().unstack("dx")
+            low, high = mean.columns.min() - 0.5, mean.columns.max() + 0.5
+            extent = (low, high, mean.index.max() + 0.5, mean.index.min() - 0.5)  # dy grows downwards
+            image = ax.imshow(mean.to_numpy(), extent=extent, vmin=0, vmax=1, cmap="viridis")
+            ax.set_title(f"{variant} · {layer}" + (" (prediction)" if layer == "output" else ""), fontsize=9)
+            edge = int(mean.columns.max())
+            ax.set(xticks=[-edge, 0, edge], yticks=[-edge, 0, edge], xlabel="dx" if i == len(variants) - 1 else "",
+                   ylabel="dy (down)" if j == 0 else "")
+    if image is not None:
+        fig.colorbar(image, cax=fig.add_subplot(grid[0:2, ncols]), label="similarity to the unshifted image")
+    rings = data.assign(radius=chebyshev_radius(data.dx, data.dy))
+    rings = rings.groupby(["variant", "seed", "layer", "metric", "radius"], as_index=False).value.mean()
+    for j, layer in enumerate(layers):
+        ax = fig.add_subplot(grid[2, j])
+        part = rings[rings.layer == layer]
+        if part.empty:
+            _nothing_to_plot(ax, layer)
+            continue
+        sns.lineplot(data=part, x="radius", y="value", hue="variant", hue_order=variants, palette=NORM_PALETTE,
+                     style="metric", style_order=["cosine", "cosine_pooled", "agreement"], errorbar="sd",
+                     marker="o", markersize=3, ax=ax, legend=j == 0)
+        ax.set(title=layer, xlabel="shift radius max(|dx|, |dy|)", ylabel="mean similarity" if j == 0 else "",
+               ylim=(0, 1.02))
+        if j == 0:
+            ax.legend(frameon=False, fontsize=7)
+    for k, metric in enumerate(["shift_cosine", "shift_cosine_pooled"]):
+        half = ncols // 2
+        ax = fig.add_subplot(grid[3, k * half:(k + 1) * half if k == 0 else ncols])
+        layer_metric_plot(invariance, metric, ax=ax, kind="point")
+        if k:
+            ax.get_legend().remove()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0, 1, 0.985))
+    return fig

@@ -26,7 +26,12 @@ CSV_FILES = ("accuracy", "sparsity", "silhouette", "views")
 # The paper's three claims, as every verdict, grid and page names them.
 # 4 is the reviewer's question, not the paper's: does 3 hold when BN is compared at no BN's accuracy?
 CLAIMS = {1: "BN's effect on sparsity is small", 2: "The sparsity effect does not explain generalisation",
-          3: "BN representations cluster better", 4: "BN representations cluster better at matched accuracy"}
+          3: "BN representations cluster better", 4: "BN representations cluster better at matched accuracy",
+          5: "BN's binary codes are more tree-explainable", 6: "BN's layers are more translation-invariant"}
+# 5 and 6 are the group's other lenses (notebooks 07, 08), asked of the same models: the measures each one reads
+# (bnlib.measures), its measured table, and what "better" means in its sentence.
+LENSES = {5: (("tree_fidelity", "tree_depth_to_target", "tree_accuracy"), "trees", "more explainable"),
+          6: (("shift_cosine", "shift_cosine_pooled", "shift_agreement"), "invariance", "more invariant")}
 MATCH_TOLERANCE = 0.015  # the largest test-accuracy gap a matched pair may have
 # Profiles in reading order (README grid, appendix); any other folder of figures follows, the ablation last.
 PROFILE_ORDER = ("quick", "quick-8seeds", "mnist", "cifar10-cpu", "cifar10", "cifar10-jpeg")
@@ -245,6 +250,33 @@ def matched_verdict(dynamics: pd.DataFrame) -> str:
             f"{(pairs.batch_test_accuracy - pairs.none_test_accuracy).mean():+.3f} on average.")
 
 
+def lens_verdict(claim: int, cmp: pd.DataFrame) -> str:
+    """Claim 5 or 6 (LENSES) from the BN vs no BN comparison of each of its measures, Holm over each measure's
+    layers: **supported** when every measure that differs anywhere leans to BN and they are most of the
+    measures, **the opposite** when they all lean to no BN, **mixed** otherwise, and **no difference** when none
+    differs."""
+    metrics, _, better = LENSES[claim]
+    head = f"{claim}. *{CLAIMS[claim]}*"
+    rows = cmp[cmp.metric.isin(metrics)]
+    if rows.empty or not rows.testable.any():
+        return f"{head}: **no verdict** (fewer than 2 usable seeds a side)."
+    views = rows.assign(better=[_better(r) for r in rows.itertuples()])
+    per_view = _per_view(views)
+    favour = [v for v, lean, *_ in per_view if lean == "BN"]
+    against = [v for v, lean, *_ in per_view if lean == "no BN"]
+    if not favour and not against:
+        verdict = "**no difference**"
+    elif favour and not against:
+        verdict = "**supported**" if len(favour) > len(per_view) / 2 else "**mixed**"
+    elif against and not favour:
+        verdict = "**the opposite**" if len(against) > len(per_view) / 2 else "**mixed**"
+    else:
+        verdict = "**mixed**"
+    return (f"{head}: {verdict}. Better here means {better}; per measure, Holm over its layers: "
+            f"{_per_view_layers(per_view)}. {len(favour)} of {len(per_view)} measures lean to BN, {len(against)} to "
+            f"no BN.")
+
+
 def _layers(cmp, metric, sign=None, significant=True) -> list[str]:
     sub = cmp[(cmp.metric == metric) & cmp.testable]
     hit = sub.p_holm < ALPHA
@@ -365,7 +397,9 @@ def profile_report(profile: str, figures_dir=FIGURES_DIR) -> str:
         return ablation(profile, figures_dir)
     df = load(profile, figures_dir)
     cmp = comparisons(df)
-    parts = [accuracy_table(df), verdicts(df, cmp) + _matched(profile, figures_dir)]
+    lens_cmp = lens_comparisons(profile, figures_dir)
+    parts = [accuracy_table(df), verdicts(df, cmp) + _matched(profile, figures_dir)
+             + _lenses(profile, figures_dir, lens_cmp)]
     if len(cmp):
         parts.append(power(cmp))
     grid = grid_markdown(agreement_grid(cmp))
@@ -373,7 +407,8 @@ def profile_report(profile: str, figures_dir=FIGURES_DIR) -> str:
         parts.append("Which variant clusters better, per view and layer (Holm over the view's layers), and whether "
                      "the view agrees with the silhouette there:\n\n" + grid)
     parts.append("<details><summary>Every per-layer comparison: means ± std over seeds, Hedges' g with a bootstrap "
-                 "95% CI, Welch's p, Holm's p</summary>\n\n" + comparison_table(cmp) + "\n\n</details>")
+                 "95% CI, Welch's p, Holm's p</summary>\n\n" + comparison_table(pd.concat([cmp, *lens_cmp.values()]))
+                 + "\n\n</details>")
     return "\n\n".join(parts)
 
 
@@ -391,7 +426,7 @@ def profile_claims(profile: str, figures_dir=FIGURES_DIR) -> dict[int, str]:
         df = load(profile, figures_dir)
     except SystemExit:  # a folder with notebooks but no measured CSVs yet: no verdict to show
         return {}
-    return claim_words(verdicts(df, comparisons(df)) + _matched(profile, figures_dir))
+    return claim_words(verdicts(df, comparisons(df)) + _matched(profile, figures_dir) + _lenses(profile, figures_dir))
 
 
 def _matched(profile: str, figures_dir=FIGURES_DIR) -> str:
@@ -402,6 +437,21 @@ def _matched(profile: str, figures_dir=FIGURES_DIR) -> str:
     if not (folder / "dynamics.csv").is_file():
         return ""
     return "\n" + matched_verdict(read_measured(folder, "dynamics"))
+
+
+def lens_comparisons(profile: str, figures_dir=FIGURES_DIR) -> dict[int, pd.DataFrame]:
+    """{claim: its BN vs no BN comparisons} for each lens (LENSES) the profile has measured."""
+    from .results import read_measured
+
+    folder = Path(figures_dir) / profile
+    return {claim: comparisons(read_measured(folder, table)) for claim, (_, table, _) in LENSES.items()
+            if (folder / f"{table}.csv").is_file()}
+
+
+def _lenses(profile: str, figures_dir=FIGURES_DIR, lens_cmp: dict | None = None) -> str:
+    """The sentences of claims 5 and 6 (after a newline each) for the lenses the profile has measured."""
+    lens_cmp = lens_comparisons(profile, figures_dir) if lens_cmp is None else lens_cmp
+    return "".join("\n" + lens_verdict(claim, cmp) for claim, cmp in lens_cmp.items())
 
 
 ABLATION_CLAIM_METRICS = {1: ("channel_sparsity", "element_sparsity"), 3: ("silhouette", "silhouette_pooled")}
@@ -577,3 +627,27 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def describe_trees(trees: pd.DataFrame, params) -> str:
+    """What the trees of notebook 07 were asked, and how many model-layers never reached the target fidelity."""
+    depth = trees[trees.metric == "tree_depth_to_target"]
+    missed = depth[depth.value.isna()]
+    models = trees.groupby(["norm", "seed"]).ngroups
+    where = "" if missed.empty else ": " + ", ".join(
+        f"{layer} ({stats.prose_list(sorted(set(g.norm)))})" for layer, g in missed.groupby("layer", sort=False))
+    return (f"{models} models: one tree a layer over its binary code, grown to depth {params.tree_max_depth}; "
+            f"measures at depth {params.tree_depth}. {len(missed)} of {len(depth)} model-layers never reach a test "
+            f"fidelity of {params.tree_fidelity_target:g}{where} (left out of the depth comparison).")
+
+
+def describe_translation(maps: pd.DataFrame) -> str:
+    """The grid of the translation maps of notebook 08, and the mean prediction agreement of each variant."""
+    if maps.empty:
+        return "No translation map: no usable model."
+    grid = sorted(set(maps.dx))
+    agree = maps[(maps.metric == "agreement") & ((maps.dx != 0) | (maps.dy != 0))]
+    per_norm = agree.groupby(["norm", "seed"]).value.mean().groupby("norm")
+    return (f"{maps.groupby(['norm', 'seed']).ngroups} models; shifts dx, dy in {grid[0]}..{grid[-1]} "
+            f"({len(grid) ** 2} in all). Prediction unchanged by a shift, mean ± std over seeds: "
+            + ", ".join(f"{n} {g.mean():.3f} ± {g.std():.3f}" for n, g in per_norm) + ".")

@@ -48,6 +48,10 @@ CACHED_TABLES = {
     "dynamics": (2, ("dataset", "n_represent", "snapshot_represent", "represent_seed", "layers", "capture_dtype",
                      "sparsity_threshold", "silhouette_metric", "silhouette_pooled", "knn_k", "probe_C",
                      "probe_test_samples", "probe_max_features")),
+    "trees": (1, ("dataset", "n_represent", "represent_seed", "layers", "probe_test_samples", "tree_code_pool",
+                  "tree_max_depth")),
+    "translation": (1, ("dataset", "represent_seed", "layers", "shift_images", "shift_max", "shift_step",
+                        "shift_fill")),
 }
 
 
@@ -239,6 +243,11 @@ MEASURED_TABLES = {
     "cka": "per layer and pair of models: linear CKA",
     "umap": "per sample of one seed: the 2-D UMAP coordinates of each norm and layer",
     "dynamics": "per model, snapshot and layer: test accuracy and the measures along training (notebook 06)",
+    "tree_curves": "per model, layer and depth: test fidelity and accuracy of the decision tree's prefix (notebook 07)",
+    "trees": "per model and layer: the tree measures at the depth budget, read off tree_curves (notebook 07)",
+    "translation": "per model, layer and shift: mean cosine similarity to the unshifted image, and the prediction "
+                   "agreement (notebook 08)",
+    "invariance": "per model and layer: the translation maps' means over every shift but (0, 0) (notebook 08)",
 }
 
 
@@ -301,6 +310,12 @@ def _measure(params: ExperimentParams, names) -> dict[str, pd.DataFrame]:
             out[name] = umap_table(params, models)
         elif name == "dynamics":
             out[name] = dynamics_table(params, models)
+        elif name in ("tree_curves", "trees") and "trees" not in out:  # one measuring run makes both tables
+            out["tree_curves"] = tree_curves(params, models)
+            out["trees"] = lens_summary("trees", out["tree_curves"], params)
+        elif name in ("translation", "invariance") and "invariance" not in out:
+            out["translation"] = translation_table(params, models)
+            out["invariance"] = lens_summary("translation", out["translation"], params)
     return out
 
 
@@ -568,3 +583,104 @@ def _snapshot_model(trained: TrainedModel, artifact: Artifact | None, step: int,
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model.eval()
+
+
+# ------------------------------------------------------------------ the lenses of notebooks 07 and 08
+TREE_COLUMNS = ["dataset", "arch", "norm", "seed", "layer", "layer_index", "depth", "fidelity", "accuracy", "leaves",
+                "codes"]
+TRANSLATION_COLUMNS = ["dataset", "arch", "norm", "seed", "layer", "layer_index", "dx", "dy", "metric", "value"]
+
+
+def _lens_table(params: ExperimentParams, models: list[TrainedModel], table: str, columns: list[str],
+                measure_one) -> pd.DataFrame:
+    """Every usable model's rows of the lens `table` (CACHED_TABLES), read from its artifact or measured now by
+    `measure_one(trained, device)` and written there."""
+    name = f"{table}-{table_key(params, table)}.csv"
+    usable_models = [m for m in models if not m.excluded]
+    frames = []
+    for i, trained in enumerate(usable_models, start=1):
+        artifact = _artifact(trained, params)
+        cached = artifact.read_table(name, columns) if artifact is not None else None
+        if cached is None:
+            t0 = time.perf_counter()
+            with _portable_sums(params), _numerics(params):
+                cached = pd.DataFrame(measure_one(trained, resolve_device(params.device)), columns=columns)
+            if artifact is not None:
+                artifact.write_table(name, cached)
+            console_line(f"  {table} [{i}/{len(usable_models)}] {trained.name} ({time.perf_counter() - t0:.0f}s)")
+        frames.append(cached)
+    # an empty frame in the concat would make every column object-typed, and the CSV would lose its float format
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def lens_summary(stage: str, table: pd.DataFrame, params: ExperimentParams) -> pd.DataFrame:
+    """Every measure of `stage` ("trees" or "translation", bnlib.measures) per model and layer of a lens table,
+    long-form (COLUMNS): what the comparisons read."""
+    rows = []
+    keys = ["dataset", "arch", "norm", "seed", "layer_index", "layer"]
+    for (dataset, arch, norm, seed, index, layer), g in table.groupby(keys, sort=False):
+        for metric, value in measures.measure_layer(stage, measures.LensRows(g, params)).items():
+            rows.append((dataset, arch, norm, seed, layer, index, metric, value))
+    return pd.DataFrame(rows, columns=COLUMNS).astype({"value": float})
+
+
+def tree_curves(params: ExperimentParams, models: list[TrainedModel]) -> pd.DataFrame:
+    """Per usable model, layer and depth 1..tree_max_depth: the test fidelity (to the network's prediction) and
+    accuracy (to the label) of the depth-d prefix of a decision tree over the layer's binary codes (bnlib.lenses),
+    its leaves, and the number of distinct codes among the measured samples."""
+    from .lenses import forward_layers, pooled_codes, tree_curve
+
+    reps, probe = representation_set(params), probe_set(params)
+    layers = params.hidden_layers()
+
+    def measure_one(trained: TrainedModel, device):
+        cfg, rows = trained.config, []
+        codes, predicted = {}, {}
+        for part, data in (("train", reps), ("test", probe)):
+            codes[part], predicted[part] = forward_layers(
+                trained.model, data.images, data.normalise, layers, device=device, batch_size=params.capture_batch,
+                transform=lambda t: pooled_codes(t, params.tree_code_pool))
+        for index, layer in enumerate(layers, start=1):
+            train, test = codes["train"][layer].numpy(), codes["test"][layer].numpy()
+            fidelity = tree_curve(train, predicted["train"].numpy(), test, predicted["test"].numpy(),
+                                  params.tree_max_depth, seed=params.represent_seed)
+            accuracy = tree_curve(train, reps.labels.numpy(), test, probe.labels.numpy(), params.tree_max_depth,
+                                  seed=params.represent_seed)
+            distinct = len(np.unique(np.packbits(train, axis=1), axis=0))
+            rows += [(cfg.dataset, cfg.arch, cfg.norm, cfg.seed, layer, index, int(d), f, a, int(n), distinct)
+                     for d, f, a, n in zip(fidelity["depth"], fidelity["score"], accuracy["score"],
+                                           fidelity["leaves"])]
+        return rows
+
+    return _lens_table(params, models, "trees", TREE_COLUMNS, measure_one)
+
+
+def shift_set(params: ExperimentParams) -> ImageData:
+    """The test images of the translation maps: a fixed stratified draw of `shift_images`."""
+    test = load_dataset(params.dataset, "test", params.data_dir)
+    return test.subset(stratified_indices(test.labels, params.shift_images, params.represent_seed))
+
+
+def translation_table(params: ExperimentParams, models: list[TrainedModel]) -> pd.DataFrame:
+    """Per usable model, layer and shift (dx, dy) of the grid: the mean cosine similarity between the
+    representations of each image and of its shifted copy, full and spatial-mean pooled, and at the output
+    (layer "output") the fraction of unchanged predictions (bnlib.lenses)."""
+    from .lenses import OUTPUT, forward_layers, shift_grid, translation_maps
+
+    images, layers = shift_set(params), params.hidden_layers()
+    shifts = shift_grid(params.shift_radius(), params.shift_step)
+    index_of = {layer: i for i, layer in enumerate(layers + [OUTPUT], start=1)}
+
+    def measure_one(trained: TrainedModel, device):
+        cfg = trained.config
+
+        def represent(batch):
+            return forward_layers(trained.model, batch, images.normalise, layers, device=device,
+                                  batch_size=params.capture_batch)
+
+        maps = translation_maps(represent, images.images, shifts, params.shift_fill, params.capture_batch)
+        return [(cfg.dataset, cfg.arch, cfg.norm, cfg.seed, layer, index_of[layer], dx, dy, metric, float(v))
+                for (layer, metric), values in sorted(maps.items(), key=lambda kv: index_of[kv[0][0]])
+                for (dx, dy), v in zip(shifts, values)]
+
+    return _lens_table(params, models, "translation", TRANSLATION_COLUMNS, measure_one)

@@ -18,7 +18,12 @@ EXPECTED = {"training": ["dataset", "arch", "norm", "seed", "status", "epoch", "
             "umap": ["dataset", "arch", "norm", "seed", "layer", "sample", "label", "class", "umap_x", "umap_y"],
             "views": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],
             "cka": ["layer_index", "layer", "pair", "seed_1", "seed_2", "cka"],
-            "dynamics": ["dataset", "arch", "norm", "seed", "epoch", "step", "layer", "layer_index", "metric", "value"]}
+            "dynamics": ["dataset", "arch", "norm", "seed", "epoch", "step", "layer", "layer_index", "metric", "value"],
+            "trees": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],
+            "tree_curves": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "depth", "fidelity",
+                            "accuracy", "leaves", "codes"],
+            "translation": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "dx", "dy", "metric", "value"],
+            "invariance": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"]}
 
 
 def test_paired_notebooks_hold_exactly_their_source_cells(smoke_run):
@@ -46,7 +51,7 @@ def test_every_notebook_writes_its_figures_and_csvs(smoke_run):
     smoke_run = smoke_run[0]
     for name in runner.NOTEBOOKS:
         assert (smoke_run / f"{name}.ipynb").is_file()
-    for fig in ("training", "sparsity", "silhouette", "umap", "views", "ablation", "dynamics"):
+    for fig in ("training", "sparsity", "silhouette", "umap", "views", "ablation", "dynamics", "trees", "translation"):
         for ext in ("png", "svg", "csv"):
             assert (smoke_run / f"{fig}.{ext}").stat().st_size > 0, f"{fig}.{ext}"
     for name, columns in EXPECTED.items():
@@ -79,6 +84,15 @@ def test_csv_layers_seeds_and_ranges(smoke_run):
     assert len(both) == 5 * 2 * 2 and (both.value_x - both.value_y).abs().max() < 1e-9
     cka = pd.read_csv(smoke_run / "cka.csv")
     assert set(cka.pair) == {"batch vs none", "batch vs batch", "none vs none"} and cka.cka.between(0, 1 + 1e-9).all()
+    curves = pd.read_csv(smoke_run / "tree_curves.csv")
+    assert set(curves.layer) == set(sparsity.layer) and curves.depth.max() == 20
+    assert curves[["fidelity", "accuracy"]].stack().between(0, 1).all()
+    assert (curves.groupby(["norm", "seed", "layer"]).leaves.diff().dropna() >= 0).all()  # deeper: never fewer leaves
+    maps = pd.read_csv(smoke_run / "translation.csv")
+    assert set(maps.layer) == set(sparsity.layer) | {"output"} and set(maps.dx) == set(range(-7, 8))
+    assert maps.value.between(-1e-9, 1 + 1e-9).all()
+    unshifted = maps[(maps.dx == 0) & (maps.dy == 0)]
+    assert (unshifted.value - 1).abs().max() < 1e-5  # the same image: similarity 1, every prediction kept
 
 
 @pytest.mark.parametrize("override,key", [({"epochs": -1}, "epochs"), ({"epochz": 2}, "epochz")])
