@@ -39,10 +39,12 @@ NOTEBOOK_SECONDS = 12.0  # kernel start, imports, plots and saving, per notebook
 UMAP_SECONDS_PER_1000_POINTS = 7.0  # one UMAP panel (numba compiled), per 1,000 embedded points
 # The same per snapshot of notebook 06, captures included (fitted on quick: 164 s for 8 models x 6 snapshots)
 DYNAMICS_WORK = 8.0
-# Notebook 07: seconds per million (training sample x code bit x depth) of the trees, both targets, a model (quick)
-TREE_SECONDS_PER_MILLION = 0.01
-# Notebook 08: a shifted image's forward pass, every layer's cosines included, in training steps' forward shares
-TRANSLATION_WORK = 2.0
+# Notebook 07: seconds per million (training sample x code bit x depth) of a model's trees, both targets, with its
+# forward passes (fitted on mnist: 5.5 s a model)
+TREE_SECONDS_PER_MILLION = 0.017
+# Notebook 08: a shifted image's forward pass with every layer's cosines, in forward shares of a training step
+# (fitted on mnist: 23 s a model for 100 images x 225 shifts)
+TRANSLATION_WORK = 4.0
 
 
 @dataclass

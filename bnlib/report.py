@@ -30,7 +30,7 @@ CLAIMS = {1: "BN's effect on sparsity is small", 2: "The sparsity effect does no
           5: "BN's binary codes are more tree-explainable", 6: "BN's layers are more translation-invariant"}
 # 5 and 6 are the group's other lenses (notebooks 07, 08), asked of the same models: the measures each one reads
 # (bnlib.measures), its measured table, and what "better" means in its sentence.
-LENSES = {5: (("tree_fidelity", "tree_depth_to_target", "tree_accuracy"), "trees", "more explainable"),
+LENSES = {5: (("tree_fidelity", "tree_depth_to_target", "tree_accuracy"), "tree_summary", "more explainable"),
           6: (("shift_cosine", "shift_cosine_pooled", "shift_agreement"), "invariance", "more invariant")}
 MATCH_TOLERANCE = 0.015  # the largest test-accuracy gap a matched pair may have
 # Profiles in reading order (README grid, appendix); any other folder of figures follows, the ablation last.

@@ -243,8 +243,8 @@ MEASURED_TABLES = {
     "cka": "per layer and pair of models: linear CKA",
     "umap": "per sample of one seed: the 2-D UMAP coordinates of each norm and layer",
     "dynamics": "per model, snapshot and layer: test accuracy and the measures along training (notebook 06)",
-    "tree_curves": "per model, layer and depth: test fidelity and accuracy of the decision tree's prefix (notebook 07)",
-    "trees": "per model and layer: the tree measures at the depth budget, read off tree_curves (notebook 07)",
+    "trees": "per model, layer and depth: test fidelity and accuracy of the decision tree's prefix (notebook 07)",
+    "tree_summary": "per model and layer: the tree measures at the depth budget, read off trees (notebook 07)",
     "translation": "per model, layer and shift: mean cosine similarity to the unshifted image, and the prediction "
                    "agreement (notebook 08)",
     "invariance": "per model and layer: the translation maps' means over every shift but (0, 0) (notebook 08)",
@@ -310,9 +310,9 @@ def _measure(params: ExperimentParams, names) -> dict[str, pd.DataFrame]:
             out[name] = umap_table(params, models)
         elif name == "dynamics":
             out[name] = dynamics_table(params, models)
-        elif name in ("tree_curves", "trees") and "trees" not in out:  # one measuring run makes both tables
-            out["tree_curves"] = tree_curves(params, models)
-            out["trees"] = lens_summary("trees", out["tree_curves"], params)
+        elif name in ("trees", "tree_summary") and "trees" not in out:  # one measuring run makes both tables
+            out["trees"] = tree_curves(params, models)
+            out["tree_summary"] = lens_summary("trees", out["trees"], params)
         elif name in ("translation", "invariance") and "invariance" not in out:
             out["translation"] = translation_table(params, models)
             out["invariance"] = lens_summary("translation", out["translation"], params)

@@ -29,7 +29,7 @@ profile = "quick"  # a params/<profile>.yaml; override any of its keys below or 
 from bnlib import params, plots, report, results
 
 P = params.from_notebook(globals())
-accuracy, trees, curves = results.measured(P, "accuracy", "trees", "tree_curves")  # accuracy, trees, tree_curves.csv
+accuracy, curves, trees = results.measured(P, "accuracy", "trees", "tree_summary")  # their .csv files
 print(report.describe_exclusions(accuracy))  # left out of every statistic below
 print(report.describe_trees(trees, P))
 

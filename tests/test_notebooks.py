@@ -19,8 +19,8 @@ EXPECTED = {"training": ["dataset", "arch", "norm", "seed", "status", "epoch", "
             "views": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],
             "cka": ["layer_index", "layer", "pair", "seed_1", "seed_2", "cka"],
             "dynamics": ["dataset", "arch", "norm", "seed", "epoch", "step", "layer", "layer_index", "metric", "value"],
-            "trees": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],
-            "tree_curves": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "depth", "fidelity",
+            "tree_summary": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],
+            "trees": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "depth", "fidelity",
                             "accuracy", "leaves", "codes"],
             "translation": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "dx", "dy", "metric", "value"],
             "invariance": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"]}
@@ -84,7 +84,7 @@ def test_csv_layers_seeds_and_ranges(smoke_run):
     assert len(both) == 5 * 2 * 2 and (both.value_x - both.value_y).abs().max() < 1e-9
     cka = pd.read_csv(smoke_run / "cka.csv")
     assert set(cka.pair) == {"batch vs none", "batch vs batch", "none vs none"} and cka.cka.between(0, 1 + 1e-9).all()
-    curves = pd.read_csv(smoke_run / "tree_curves.csv")
+    curves = pd.read_csv(smoke_run / "trees.csv")
     assert set(curves.layer) == set(sparsity.layer) and curves.depth.max() == 20
     assert curves[["fidelity", "accuracy"]].stack().between(0, 1).all()
     assert (curves.groupby(["norm", "seed", "layer"]).leaves.diff().dropna() >= 0).all()  # deeper: never fewer leaves
