@@ -32,6 +32,8 @@ CLAIMS = {1: "BN's effect on sparsity is small", 2: "The sparsity effect does no
 # (bnlib.measures), its measured table, and what "better" means in its sentence.
 LENSES = {5: (("tree_fidelity", "tree_depth_to_target", "tree_accuracy"), "tree_summary", "more explainable"),
           6: (("shift_cosine", "shift_cosine_pooled", "shift_agreement"), "invariance", "more invariant")}
+# The columns of a comparison (`comparisons`) a notebook shows: the effect, its interval and both p values.
+SHOWN = ["metric", "layer", "mean_batch", "mean_none", "diff", "hedges_g", "g_low", "g_high", "p", "p_holm"]
 MATCH_TOLERANCE = 0.015  # the largest test-accuracy gap a matched pair may have
 # Profiles in reading order (README grid, appendix); any other folder of figures follows, the ablation last.
 PROFILE_ORDER = ("quick", "quick-8seeds", "mnist", "cifar10-cpu", "cifar10", "cifar10-jpeg")

@@ -48,8 +48,7 @@ plots.save_figure(fig, views, P.figures_dir(), "views")
 comparison = report.comparisons(df)
 print(report.verdicts(df, comparison, claims=(3,)))
 print(report.power(comparison))
-shown = ["metric", "layer", "mean_batch", "mean_none", "diff", "hedges_g", "g_low", "g_high", "p", "p_holm"]
-comparison[shown].round(4)
+comparison[report.SHOWN].round(4)
 
 # %% [markdown]
 # Do the clusters matter for classification, and does BN change the representation itself?

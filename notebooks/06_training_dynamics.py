@@ -57,8 +57,7 @@ plots.save_figure(fig, dynamics, P.figures_dir(), "dynamics")
 # Per view and layer, the BN snapshot minus no BN at the end, at matched test accuracy:
 
 # %%
-shown = ["metric", "layer", "mean_batch", "mean_none", "diff", "hedges_g", "g_low", "g_high", "p", "p_holm"]
-comparison[comparison.metric.isin(["silhouette", "knn_accuracy", "linear_probe"])][shown].round(4)
+comparison[comparison.metric.isin(["silhouette", "knn_accuracy", "linear_probe"])][report.SHOWN].round(4)
 
 # %% [markdown]
 # The verdict at matched accuracy, next to the verdict on the final models when this profile has

@@ -47,5 +47,4 @@ plots.save_figure(fig, curves, P.figures_dir(), "trees")
 # %%
 comparison = report.comparisons(trees)
 print(report.lens_verdict(5, comparison))
-shown = ["metric", "layer", "mean_batch", "mean_none", "diff", "hedges_g", "g_low", "g_high", "p", "p_holm"]
-comparison[shown].round(4)
+comparison[report.SHOWN].round(4)

@@ -46,5 +46,4 @@ plots.save_figure(fig, maps, P.figures_dir(), "translation")
 # %%
 comparison = report.comparisons(invariance)
 print(report.lens_verdict(6, comparison))
-shown = ["metric", "layer", "mean_batch", "mean_none", "diff", "hedges_g", "g_low", "g_high", "p", "p_holm"]
-comparison[shown].round(4)
+comparison[report.SHOWN].round(4)
