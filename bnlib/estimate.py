@@ -45,6 +45,12 @@ TREE_SECONDS_PER_MILLION = 0.017
 # Notebook 08: a shifted image's forward pass with every layer's cosines, in forward shares of a training step
 # (fitted on mnist: 23 s a model for 100 images x 225 shifts)
 TRANSLATION_WORK = 4.0
+# Notebook 09: forward-pass equivalents per margin sample and class (DeepFool, full and constrained, and every hidden
+# layer's gradients; fitted on quick and mnist: 16-27 s a model for 200 samples)
+MARGIN_WORK = 40.0
+# Notebook 10: forward-pass equivalents per grid point of a triplet's plane, over the input and the hidden spaces
+# (fitted on quick and mnist: 24-39 s a model for 32 planes of 36 x 36)
+FRAGMENT_WORK = 2.0
 
 
 @dataclass
@@ -152,12 +158,12 @@ def _sizes(params: ExperimentParams) -> tuple[int, int]:
 
 def _missing(params: ExperimentParams):
     """(configs with no trained model in the cache, configs whose measured tables are not all cached, {table:
-    configs without it cached} for the tables of notebooks 06-08)."""
+    configs without it cached} for the tables of notebooks 06-10)."""
     from .results import cached_table_names, table_key
     from .train import artifact_dir
 
     untrained, unmeasured = [], []
-    lens = {table: [] for table in ("dynamics", "trees", "translation")}
+    lens = {table: [] for table in ("dynamics", "trees", "translation", "margins", "fragmentation")}
     for config in params.train_configs():
         folder = artifact_dir(config, params.cache_dir)
         if not (folder / "meta.json").is_file():
@@ -178,9 +184,11 @@ def estimate(params: ExperimentParams, notebooks: list[str] | None = None) -> Es
     n_train, n_test = _sizes(params)
     steps = math.ceil(n_train / params.batch_size) * params.epochs
     forward_images = n_test * params.epochs + n_train
-    no_translation = lens["translation"] if "08_translation" in notebooks else []
+    forward_lenses = {"translation": "08_translation", "margins": "09_margins", "fragmentation": "10_fragmentation"}
+    unlensed = {table: lens[table] if name in notebooks else [] for table, name in forward_lenses.items()}
+    no_translation = unlensed["translation"]
     timed = {norm: step_seconds(params, norm)
-             for norm in sorted({c.norm for c in untrained + unmeasured + no_translation})}
+             for norm in sorted({c.norm for c in untrained + unmeasured + sum(unlensed.values(), [])})}
     train_seconds = sum(timed[c.norm] * (steps + FORWARD_SHARE * forward_images / params.batch_size)
                         for c in untrained)
     measure_seconds = 0.0
@@ -205,6 +213,14 @@ def estimate(params: ExperimentParams, notebooks: list[str] | None = None) -> Es
         forwards = params.shift_images * (side * side + 1)
         measure_seconds += sum(TRANSLATION_WORK * FORWARD_SHARE * forwards / params.batch_size * timed[c.norm]
                                for c in no_translation)
+    from .data import num_classes
+    from .results import TRIPLET_KINDS
+
+    forwards = {"margins": MARGIN_WORK * params.margin_samples * num_classes(params.dataset),
+                "fragmentation": FRAGMENT_WORK * len(TRIPLET_KINDS) * params.fragment_triplets
+                * params.fragment_resolution ** 2}
+    for table, per_model in forwards.items():
+        measure_seconds += sum(FORWARD_SHARE * per_model / params.batch_size * timed[c.norm] for c in unlensed[table])
     fixed = NOTEBOOK_SECONDS * len(notebooks)
     if "03_umap" in notebooks and unmeasured:
         fixed += UMAP_SECONDS_PER_1000_POINTS * params.umap_samples / 1000 * len(params.umap_layers) * len(params.norms)

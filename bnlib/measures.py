@@ -9,7 +9,8 @@ Stages say when a measure is taken:
 - ``layer``: per model and hidden layer, in the per-model table cached next to the weights (sparsity, silhouette,
   kNN: the silhouette and kNN share one pass over the pairwise distances, so each is computed once);
 - ``views``: per model and layer, in the views table (notebook 04), which also needs held-out test images;
-- ``trees``, ``translation``: per model and layer, read off the lens tables of notebooks 07 and 08 (`LensRows`).
+- ``trees``, ``translation``, ``margins``, ``fragmentation``: per model and layer, read off the lens tables of
+  notebooks 07 to 10 (`LensRows`).
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ class LayerData:
 
 @dataclass
 class LensRows:
-    """One model's and layer's rows of a lens table: its tree curve (notebook 07) or its translation map (08)."""
+    """One model's and layer's rows of a lens table: its tree curve (notebook 07), translation map (08), margin
+    quartiles (09) or regions per triplet (10)."""
 
     rows: "pd.DataFrame"
     params: object
@@ -63,7 +65,7 @@ class Measure:
     name: str
     label: str  # in prose and tables
     axis: str  # on a figure's axis
-    stage: str  # "model", "layer", "views", "trees" or "translation" (module docstring)
+    stage: str  # "model", "layer", "views", or a lens: "trees", "translation", "margins", "fragmentation"
     tables: tuple[str, ...]  # the measured CSVs (bnlib.results.MEASURED_TABLES) that hold it
     compute: Callable[[LayerData | LensRows], float | None] | None = None  # None: not computed under these parameters
     better: str = "higher"  # "higher", "lower", or "" for a descriptive measure
@@ -109,6 +111,22 @@ def _mean_shifted(metric: str):
         r = x.rows
         part = r[(r.metric == metric) & ((r.dx != 0) | (r.dy != 0))]
         return float(part.value.mean()) if len(part) else None
+    return compute
+
+
+def _median_margin(kind: str):
+    """The median margin of `kind` (bnlib.results.margin_table) at this layer; None where the layer has none."""
+    def compute(x: LensRows) -> float | None:
+        part = x.rows[x.rows.kind == kind]
+        return float(part["median"].iloc[0]) if len(part) else None
+    return compute
+
+
+def _mean_regions(kind: str | None = None):
+    """The mean class regions over this space's triplets (of one `kind`: within or across a class)."""
+    def compute(x: LensRows) -> float:
+        part = x.rows if kind is None else x.rows[x.rows.kind == kind]
+        return float(part.regions.mean())
     return compute
 
 
@@ -172,6 +190,23 @@ MEASURES: dict[str, Measure] = {m.name: m for m in [
             "translation", ("invariance",), _mean_shifted("cosine_pooled")),
     Measure("shift_agreement", "prediction agreement under shifts", "same prediction after a shift", "translation",
             ("invariance",), _mean_shifted("agreement")),
+    # notebook 09: how far correctly classified samples lie from the decision boundary (higher: farther). The raw
+    # hidden margin is in the layer's own units, which BatchNorm rescales: descriptive, the normalised one compares
+    Measure("margin_hidden", "hidden margin (raw)", "median hidden margin (layer units)", "margins",
+            ("margin_summary",), _median_margin("raw"), better=""),
+    Measure("margin_hidden_normalised", "hidden margin (normalised)", "median hidden margin / layer scale",
+            "margins", ("margin_summary",), _median_margin("normalised")),
+    Measure("margin_input", "input margin", "median input margin (DeepFool)", "margins", ("margin_summary",),
+            _median_margin("deepfool")),
+    Measure("margin_input_pca", "constrained input margin", "median input margin, top principal directions",
+            "margins", ("margin_summary",), _median_margin("deepfool_pca")),
+    # notebook 10: class regions on the plane through three samples (lower: less fragmented)
+    Measure("fragmentation", "fragmentation", "class regions on a plane (all triplets)", "fragmentation",
+            ("fragmentation_summary",), _mean_regions(), better="lower"),
+    Measure("fragmentation_within", "fragmentation (within a class)", "class regions, within-class triplets",
+            "fragmentation", ("fragmentation_summary",), _mean_regions("within"), better="lower"),
+    Measure("fragmentation_across", "fragmentation (across classes)", "class regions, across-class triplets",
+            "fragmentation", ("fragmentation_summary",), _mean_regions("across"), better="lower"),
 ]}
 
 

@@ -46,6 +46,8 @@ NOTEBOOKS = {
     "06_training_dynamics": ("dynamics", True),
     "07_decision_trees": ("trees", True),
     "08_translation": ("translation", True),
+    "09_margins": ("margins", True),
+    "10_fragmentation": ("fragmentation", True),
 }
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit"}
 _HIDDEN_LAYER_NAMES = {"cnn4": [f"conv{i}" for i in range(1, 5)] + ["fc1"],
@@ -87,6 +89,15 @@ class ExperimentParams(TrainingKeys):
     shift_max: int | None = Field(None, ge=1)  # largest shift in pixels; None: a quarter of the image side
     shift_step: int = Field(1, ge=1)  # grid spacing in pixels
     shift_fill: int = Field(0, ge=0, le=255)  # raw pixel value of the uncovered border (0: MNIST's background)
+    # margins (notebook 09)
+    margin_samples: int = Field(200, ge=20)  # measured samples whose margins are taken (a stratified draw; at most all)
+    margin_pca_dims: int = Field(20, ge=1)  # k: the constrained input margin searches the top-k principal directions
+    deepfool_steps: int = Field(50, ge=1)  # DeepFool's most linearised steps; a sample not flipped by then is counted
+    deepfool_overshoot: float = Field(0.02, ge=0, le=1)  # the step past the boundary that makes the flip certain
+    # fragmentation (notebook 10)
+    fragment_resolution: int = Field(36, ge=8)  # grid points a side of each plane
+    fragment_triplets: int = Field(8, ge=1)  # triplets of each kind (within/across a class x train/test images)
+    fragment_layers: list[str] | None = None  # hidden layers with a plane too; None: the middle and the last
     # UMAP pictures
     umap_layers: list[str] = Field(min_length=1)
     umap_model_seed: int = Field(ge=0)
@@ -166,6 +177,11 @@ class ExperimentParams(TrainingKeys):
         if self.shift_images > n_test:
             raise ValueError(f"shift_images = {self.shift_images} is more than the {n_test} test images of "
                              f"{self.dataset}; use at most that")
+        pixels = math.prod(ARCH_INPUT[self.arch])
+        if self.margin_pca_dims > min(self.n_represent, pixels):
+            raise ValueError(f"margin_pca_dims = {self.margin_pca_dims} is more than the principal directions of "
+                             f"{self.n_represent} measured inputs of {pixels} values; use at most "
+                             f"{min(self.n_represent, pixels)}")
         if self.knn_k >= self.n_represent:
             raise ValueError(f"knn_k = {self.knn_k} must be below n_represent = {self.n_represent}")
         for key in ("train_subset", "n_represent"):
@@ -174,10 +190,13 @@ class ExperimentParams(TrainingKeys):
                 raise ValueError(f"{key} = {value} is more than the {n_train} training images of {self.dataset}; "
                                  f"use at most {n_train}")
         valid = _HIDDEN_LAYER_NAMES[self.arch]
-        for key in ("layers", "umap_layers"):
+        for key in ("layers", "umap_layers", "fragment_layers"):
             chosen = getattr(self, key)
-            if chosen != "all" and [x for x in chosen if x not in valid]:
+            if chosen not in ("all", None) and [x for x in chosen if x not in valid]:
                 raise ValueError(f"{key} {chosen} names layers that {self.arch} lacks; valid: {valid}")
+        if self.fragment_layers is not None and set(self.fragment_layers) - set(self.hidden_layers()):
+            raise ValueError(f"fragment_layers {self.fragment_layers} names layers that are not measured (layers: "
+                             f"{self.layers}); choose among {self.hidden_layers()}")
         if self.umap_model_seed not in self.seeds:
             raise ValueError(f"umap_model_seed {self.umap_model_seed} is not among seeds {self.seeds}")
         if self.umap_samples > self.n_represent:
@@ -233,6 +252,14 @@ class ExperimentParams(TrainingKeys):
     def shift_radius(self) -> int:
         """The largest shift of the translation maps, in pixels: `shift_max`, else a quarter of the image side."""
         return self.shift_max if self.shift_max is not None else min(ARCH_INPUT[self.arch][1:]) // 4
+
+    def fragment_layer_list(self) -> list[str]:
+        """The hidden layers whose fragmentation is measured: `fragment_layers`, else the middle and the last (a plane
+        in an early conv layer costs as much as one in the input, which is always measured)."""
+        if self.fragment_layers is not None:
+            return list(self.fragment_layers)
+        hidden = self.hidden_layers()
+        return list(dict.fromkeys([hidden[len(hidden) // 2], hidden[-1]]))
 
     def hidden_layers(self) -> list[str]:
         return list(_HIDDEN_LAYER_NAMES[self.arch]) if self.layers == "all" else list(self.layers)

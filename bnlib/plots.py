@@ -382,3 +382,94 @@ def translation_figure(maps: pd.DataFrame, invariance: pd.DataFrame, layers: lis
         fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1, 0.985))
     return fig
+
+
+def _gap_scatter(ax, summary: pd.DataFrame, accuracy: pd.DataFrame, metric: str, layer: str | None = None):
+    """Per usable model: the measure (its mean over layers, or at `layer`) against the generalisation gap."""
+    from .stats import sparsity_vs_generalisation
+
+    rows = summary if layer is None else summary[summary.layer == layer]
+    per_model = sparsity_vs_generalisation(pd.concat([accuracy, rows], ignore_index=True), metric)
+    if per_model.empty:
+        _nothing_to_plot(ax, axis(metric))
+        return
+    data = _with_labels(per_model)
+    sns.scatterplot(data=data, x=f"mean_{metric}", y="generalisation_gap", hue="variant",
+                    hue_order=_variants(data), palette=NORM_PALETTE, s=40, ax=ax)
+    ax.set(xlabel=axis(metric) + ("" if layer else " (mean over layers)"), ylabel="train − test accuracy")
+    ax.legend(title=None, frameon=False, fontsize=8)
+
+
+def margins_figure(summary: pd.DataFrame, accuracy: pd.DataFrame, title: str | None = None):
+    """Margins (notebook 09): (top) the median hidden margin per layer, normalised by the layer's scale and raw
+    (log axis), mean ± std over seeds; (bottom) the median input margins, full and constrained, one point a model,
+    and each model's input margin against its generalisation gap."""
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
+    layer_metric_plot(summary, "margin_hidden_normalised", ax=axes[0, 0], kind="point",
+                      title="hidden margin, divided by the layer's scale")
+    layer_metric_plot(summary, "margin_hidden", ax=axes[0, 1], kind="point", title="hidden margin, raw")
+    axes[0, 1].set_yscale("log")
+    inputs = _with_labels(summary[summary.metric.isin(["margin_input", "margin_input_pca"])])
+    if inputs.empty:
+        _nothing_to_plot(axes[1, 0], "input margins")
+    else:
+        inputs = inputs.assign(search=inputs.metric.map(measures.label))
+        sns.stripplot(data=inputs, x="search", y="value", hue="variant", hue_order=_variants(inputs),
+                      palette=NORM_PALETTE, dodge=True, jitter=False, size=6, ax=axes[1, 0])
+        axes[1, 0].set(xlabel="", ylabel="median input margin (normalised input units)", title="input margins")
+        axes[1, 0].legend(title=None, frameon=False)
+    _gap_scatter(axes[1, 1], summary, accuracy, "margin_input", layer="input")
+    axes[1, 1].set_title("input margin vs generalisation gap")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def fragmentation_figure(planes: pd.DataFrame, summary: pd.DataFrame, accuracy: pd.DataFrame,
+                         title: str | None = None):
+    """Fragmentation (notebook 10): (top) the predicted class over the example planes of one BN and one no-BN model,
+    in the input and in a hidden layer, the three images marked; (bottom) class regions per space (the input, then
+    the hidden layers), mean ± std over seeds, within and across classes; each model's input-space fragmentation
+    against its generalisation gap."""
+    data = _with_labels(planes)
+    shown = list(dict.fromkeys(zip(data.variant, data.layer))) if len(data) else []
+    fig = plt.figure(figsize=(14, 8.5))
+    grid = fig.add_gridspec(2, max(4, len(shown)), height_ratios=[0.8, 1])
+    cmap = plt.get_cmap("tab10")
+    for j, (variant, layer) in enumerate(shown):
+        ax = fig.add_subplot(grid[0, j])
+        part = data[(data.variant == variant) & (data.layer == layer)]
+        cells = part[part.anchor == 0].pivot(index="y", columns="x", values="label").sort_index(ascending=False)
+        xs, ys = cells.columns.to_numpy(), cells.index.to_numpy()
+        dx, dy = (xs[1] - xs[0]) / 2, (ys[0] - ys[1]) / 2
+        ax.imshow(cells.to_numpy(), cmap=cmap, vmin=-0.5, vmax=9.5, interpolation="nearest",
+                  extent=(xs[0] - dx, xs[-1] + dx, ys[-1] - dy, ys[0] + dy))
+        for r in part[part.anchor > 0].itertuples():
+            ax.plot(r.x, r.y, "o", mec="white", mfc=cmap(r.label % 10), ms=8, mew=1.5)
+        from .boundaries import count_regions
+        ax.set_title(f"{variant} · {layer}: {count_regions(cells.to_numpy())} regions", fontsize=9)
+        ax.set(xticks=[], yticks=[])
+        if j == 0:
+            ax.set_xlabel("colour: predicted class; rings: the 3 images", fontsize=8, loc="left")
+    ax = fig.add_subplot(grid[1, :2])
+    long = summary[summary.metric.isin(["fragmentation_within", "fragmentation_across"])]
+    if long.empty:
+        _nothing_to_plot(ax, "fragmentation")
+    else:
+        long = _with_labels(long.sort_values("layer_index"))
+        long = long.assign(series=long.variant + ", " + long.metric.map({"fragmentation_within": "within a class",
+                                                                         "fragmentation_across": "across classes"}))
+        palette = {s: NORM_PALETTE[s.split(",")[0]] for s in long.series.unique()}
+        sns.pointplot(data=long, x="layer", y="value", hue="series", palette=palette, errorbar="sd", capsize=0.1,
+                      linestyles=["-", "--"] * (len(palette) // 2 + 1), markers="o", dodge=0.3,
+                      order=list(dict.fromkeys(long.layer)), err_kws={"linewidth": 1}, ax=ax)
+        ax.set(xlabel="space (the input, then hidden layers)", ylabel="class regions on a plane",
+               title="fragmentation, mean ± std over seeds")
+        ax.legend(title=None, frameon=False, fontsize=8)
+    _gap_scatter(fig.add_subplot(grid[1, 2:]), summary, accuracy, "fragmentation", layer="input")
+    fig.axes[-1].set_title("input-space fragmentation vs generalisation gap")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

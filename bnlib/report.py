@@ -27,11 +27,17 @@ CSV_FILES = ("accuracy", "sparsity", "silhouette", "views")
 # 4 is the reviewer's question, not the paper's: does 3 hold when BN is compared at no BN's accuracy?
 CLAIMS = {1: "BN's effect on sparsity is small", 2: "The sparsity effect does not explain generalisation",
           3: "BN representations cluster better", 4: "BN representations cluster better at matched accuracy",
-          5: "BN's binary codes are more tree-explainable", 6: "BN's layers are more translation-invariant"}
-# 5 and 6 are the group's other lenses (notebooks 07, 08), asked of the same models: the measures each one reads
+          5: "BN's binary codes are more tree-explainable", 6: "BN's layers are more translation-invariant",
+          7: "BN's samples lie farther from the decision boundary", 8: "BN's decision regions are less fragmented"}
+# 5 to 8 are the group's other lenses (notebooks 07 to 10), asked of the same models: the measures each one reads
 # (bnlib.measures), its measured table, and what "better" means in its sentence.
 LENSES = {5: (("tree_fidelity", "tree_depth_to_target", "tree_accuracy"), "tree_summary", "more explainable"),
-          6: (("shift_cosine", "shift_cosine_pooled", "shift_agreement"), "invariance", "more invariant")}
+          6: (("shift_cosine", "shift_cosine_pooled", "shift_agreement"), "invariance", "more invariant"),
+          7: (("margin_hidden_normalised", "margin_input", "margin_input_pca"), "margin_summary",
+              "farther from the boundary"),
+          8: (("fragmentation", "fragmentation_within", "fragmentation_across"), "fragmentation_summary",
+              "less fragmented")}
+GAP_CLAIMS = (7, 8)  # the lenses whose papers read them as predictors of generalisation: their sentence says so too
 # The columns of a comparison (`comparisons`) a notebook shows: the effect, its interval and both p values.
 SHOWN = ["metric", "layer", "mean_batch", "mean_none", "diff", "hedges_g", "g_low", "g_high", "p", "p_holm"]
 MATCH_TOLERANCE = 0.015  # the largest test-accuracy gap a matched pair may have
@@ -252,6 +258,35 @@ def matched_verdict(dynamics: pd.DataFrame) -> str:
             f"{(pairs.batch_test_accuracy - pairs.none_test_accuracy).mean():+.3f} on average.")
 
 
+def gap_correlations(df: pd.DataFrame, metrics) -> pd.DataFrame:
+    """Per measure: each usable model's mean over the measure's layers against its generalisation gap (train − test
+    accuracy), Pearson r across all models and within each variant; Holm over every test of the table. `df` holds
+    the per-model accuracy rows and the measures' rows (long form)."""
+    rows = []
+    for metric in metrics:
+        per_model = stats.sparsity_vs_generalisation(df, metric)
+        for group, g in [("all", per_model)] + list(per_model.groupby("norm")):
+            r, p = stats.correlation(g[f"mean_{metric}"], g.generalisation_gap)
+            rows.append({"metric": metric, "models": group, "n": len(g), "r": r, "p": p})
+    out = pd.DataFrame(rows, columns=["metric", "models", "n", "r", "p"])
+    out["p_holm"] = stats.holm(out.p.to_numpy()) if len(out) else []
+    return out
+
+
+def describe_gap(gap: pd.DataFrame) -> str:
+    """Which measures track the generalisation gap (Holm p < ALPHA), across all models and within a variant."""
+    if gap.empty or not np.isfinite(gap.r).any():
+        return "No measure can be correlated with the generalisation gap (fewer than 3 usable models)."
+    names = {"all": "all models", "batch": "BN", "none": "no BN"}
+    hits = gap[gap.p_holm < ALPHA]
+    says = ("none tracks it (Holm over the table)" if hits.empty else "; ".join(
+        f"{label(r.metric)} across {names.get(r.models, r.models)} (r = {r.r:.2f}, Holm p = {_p(r.p_holm)})"
+        for r in hits.itertuples()))
+    within = gap[gap.models != "all"]
+    return (f"Against the generalisation gap (train − test accuracy), per model: {says}. Within a variant, "
+            f"|r| is at most {within.r.abs().max():.2f} over {int(within.n.max())} models.")
+
+
 def lens_verdict(claim: int, cmp: pd.DataFrame) -> str:
     """Claim 5 or 6 (LENSES) from the BN vs no BN comparison of each of its measures, Holm over each measure's
     layers: **supported** when every measure that differs anywhere leans to BN and they are most of the
@@ -451,9 +486,20 @@ def lens_comparisons(profile: str, figures_dir=FIGURES_DIR) -> dict[int, pd.Data
 
 
 def _lenses(profile: str, figures_dir=FIGURES_DIR, lens_cmp: dict | None = None) -> str:
-    """The sentences of claims 5 and 6 (after a newline each) for the lenses the profile has measured."""
+    """The sentences of claims 5 to 8 (after a newline each) for the lenses the profile has measured; those of
+    GAP_CLAIMS end with what their measures say about the generalisation gap."""
+    from .results import long_form, read_measured
+
+    folder = Path(figures_dir) / profile
     lens_cmp = lens_comparisons(profile, figures_dir) if lens_cmp is None else lens_cmp
-    return "".join("\n" + lens_verdict(claim, cmp) for claim, cmp in lens_cmp.items())
+    out = ""
+    for claim, cmp in lens_cmp.items():
+        out += "\n" + lens_verdict(claim, cmp)
+        if claim in GAP_CLAIMS:
+            metrics, table, _ = LENSES[claim]
+            df = long_form(read_measured(folder, "accuracy"), read_measured(folder, table))
+            out += " " + describe_gap(gap_correlations(df, metrics))
+    return out
 
 
 ABLATION_CLAIM_METRICS = {1: ("channel_sparsity", "element_sparsity"), 3: ("silhouette", "silhouette_pooled")}
@@ -653,3 +699,27 @@ def describe_translation(maps: pd.DataFrame) -> str:
     return (f"{maps.groupby(['norm', 'seed']).ngroups} models; shifts dx, dy in {grid[0]}..{grid[-1]} "
             f"({len(grid) ** 2} in all). Prediction unchanged by a shift, mean ± std over seeds: "
             + ", ".join(f"{n} {g.mean():.3f} ± {g.std():.3f}" for n, g in per_norm) + ".")
+
+
+def describe_margins(margins: pd.DataFrame) -> str:
+    """What notebook 09 measured: samples a model, and how many DeepFool left unflipped."""
+    if margins.empty:
+        return "No margins: no usable model."
+    inputs = margins[margins.layer == "input"]
+    unflipped = inputs.groupby("kind").unflipped.sum()
+    return (f"{margins.groupby(['norm', 'seed']).ngroups} models; margins of {int(inputs.samples.min())} to "
+            f"{int(inputs.samples.max())} correctly classified samples a model. Not flipped within the step limit "
+            f"(left out of the quartiles): " + ", ".join(f"{k} {int(v)}" for k, v in unflipped.items()) + ".")
+
+
+def describe_fragmentation(regions: pd.DataFrame) -> str:
+    """What notebook 10 measured: the triplets and spaces, and the mean regions of each variant in the input."""
+    if regions.empty:
+        return "No fragmentation: no usable model."
+    first = regions[(regions.norm == regions.norm.iloc[0]) & (regions.seed == regions.seed.iloc[0])]
+    inputs = regions[regions.layer == "input"].groupby(["norm", "seed"]).regions.mean().groupby("norm")
+    triplets = first.groupby(["source", "kind"]).triplet.nunique().sum()
+    spaces = ", ".join(dict.fromkeys(first.layer))
+    return (f"{regions.groupby(['norm', 'seed']).ngroups} models; {triplets} triplets a space, spaces: {spaces}. "
+            "Class regions on an input-space plane, mean ± std over seeds: "
+            + ", ".join(f"{n} {g.mean():.2f} ± {g.std():.2f}" for n, g in inputs) + ".")

@@ -52,6 +52,10 @@ CACHED_TABLES = {
                   "tree_max_depth")),
     "translation": (1, ("dataset", "represent_seed", "layers", "shift_images", "shift_max", "shift_step",
                         "shift_fill")),
+    "margins": (1, ("dataset", "n_represent", "represent_seed", "layers", "margin_samples", "margin_pca_dims",
+                    "deepfool_steps", "deepfool_overshoot")),
+    "fragmentation": (2, ("dataset", "n_represent", "represent_seed", "layers", "probe_test_samples",
+                          "fragment_resolution", "fragment_triplets", "fragment_layers")),
 }
 
 
@@ -248,6 +252,13 @@ MEASURED_TABLES = {
     "translation": "per model, layer and shift: mean cosine similarity to the unshifted image, and the prediction "
                    "agreement (notebook 08)",
     "invariance": "per model and layer: the translation maps' means over every shift but (0, 0) (notebook 08)",
+    "margins": "per model and layer: quartiles and mean of the margins, hidden (raw, normalised) and input (DeepFool, "
+               "full and in the top principal directions) (notebook 09)",
+    "margin_summary": "per model and layer: the median margins the comparisons read (notebook 09)",
+    "fragmentation": "per model, space and triplet: the class regions on the plane through the triplet (notebook 10)",
+    "fragmentation_summary": "per model and space: mean regions over all, within-class and across-class triplets "
+                             "(notebook 10)",
+    "planes": "the example planes of notebook 10: the class at every grid point, for one BN and one no-BN model",
 }
 
 
@@ -316,6 +327,14 @@ def _measure(params: ExperimentParams, names) -> dict[str, pd.DataFrame]:
         elif name in ("translation", "invariance") and "invariance" not in out:
             out["translation"] = translation_table(params, models)
             out["invariance"] = lens_summary("translation", out["translation"], params)
+        elif name in ("margins", "margin_summary") and "margin_summary" not in out:
+            out["margins"] = margin_table(params, models)
+            out["margin_summary"] = lens_summary("margins", out["margins"], params)
+        elif name in ("fragmentation", "fragmentation_summary") and "fragmentation_summary" not in out:
+            out["fragmentation"] = fragmentation_table(params, models)
+            out["fragmentation_summary"] = lens_summary("fragmentation", out["fragmentation"], params)
+        elif name == "planes":
+            out[name] = plane_table(params, models)
     return out
 
 
@@ -684,3 +703,144 @@ def translation_table(params: ExperimentParams, models: list[TrainedModel]) -> p
                 for (dx, dy), v in zip(shifts, values)]
 
     return _lens_table(params, models, "translation", TRANSLATION_COLUMNS, measure_one)
+
+
+# ------------------------------------------------------------------ the lenses of notebooks 09 and 10
+MARGIN_COLUMNS = ["dataset", "arch", "norm", "seed", "layer", "layer_index", "kind", "samples", "unflipped", "q25",
+                  "median", "q75", "mean"]
+FRAGMENT_COLUMNS = ["dataset", "arch", "norm", "seed", "layer", "layer_index", "source", "kind", "triplet",
+                    "regions"]
+PLANE_COLUMNS = ["dataset", "arch", "norm", "seed", "layer", "layer_index", "x", "y", "label", "anchor"]
+TRIPLET_KINDS = [(source, kind) for source in ("train", "test") for kind in ("within", "across")]
+
+
+def margin_set(params: ExperimentParams) -> ImageData:
+    """The samples whose margins are taken: a fixed stratified draw of `margin_samples` from the measured set (all of
+    it when that is smaller)."""
+    reps = representation_set(params)
+    if params.margin_samples >= len(reps.labels):
+        return reps
+    return reps.subset(stratified_indices(reps.labels, params.margin_samples, params.represent_seed))
+
+
+def _quartiles(values: torch.Tensor) -> tuple[int, int, float, float, float, float]:
+    """(samples, unflipped, q25, median, q75, mean) of margins; an infinite one (never flipped) is counted apart."""
+    v = values.double().numpy()
+    finite = v[np.isfinite(v)]
+    if not len(finite):
+        return len(v), len(v), *([float("nan")] * 4)
+    q25, median, q75 = np.quantile(finite, [0.25, 0.5, 0.75])
+    return len(v), int((~np.isfinite(v)).sum()), float(q25), float(median), float(q75), float(finite.mean())
+
+
+def margin_table(params: ExperimentParams, models: list[TrainedModel]) -> pd.DataFrame:
+    """Per usable model: the margin distribution (quartiles and mean over the `margin_samples` draw, each model's
+    correctly classified ones) at every hidden layer, raw ("raw") and divided by the root of the layer's total
+    variance over the draw ("normalised"), and at the input by DeepFool ("deepfool") and DeepFool in the top
+    `margin_pca_dims` principal directions of the measured inputs ("deepfool_pca") (bnlib.boundaries)."""
+    from .boundaries import INPUT, deepfool, first_order_margins, principal_basis, split_at, total_variance
+
+    sample, reps = margin_set(params), representation_set(params)
+    basis = principal_basis(reps.normalise(reps.images), params.margin_pca_dims, seed=params.represent_seed)
+    layers, batch = params.hidden_layers(), max(1, params.capture_batch // 5)
+
+    def measure_one(trained: TrainedModel, device):
+        cfg, model = trained.config, trained.model.to(device).float().eval()
+        x = sample.normalise(sample.images).to(device)
+        with torch.no_grad():
+            right = torch.cat([model(x[i:i + batch]).argmax(1).cpu() for i in range(0, len(x), batch)]) \
+                == sample.labels
+        labels, rows = sample.labels[right], []
+        key = (cfg.dataset, cfg.arch, cfg.norm, cfg.seed)
+        for kind, b in (("deepfool", None), ("deepfool_pca", basis)):
+            xr = x[right.to(device)]
+            found = torch.cat([deepfool(model, xr[i:i + batch], steps=params.deepfool_steps,
+                                        overshoot=params.deepfool_overshoot,
+                                        basis=None if b is None else b.to(device)).cpu()
+                               for i in range(0, len(xr), batch)])
+            rows.append((*key, INPUT, 0, kind, *_quartiles(found)))
+        for index, layer in enumerate(layers, start=1):
+            stem, head = split_at(model, layer)
+            with torch.no_grad():
+                h = torch.cat([stem(x[i:i + batch]) for i in range(0, len(x), batch)])
+            scale = math.sqrt(total_variance(h.cpu()))
+            hr = h[right.to(device)]
+            raw = torch.cat([first_order_margins(head, hr[i:i + batch], labels[i:i + batch].to(device)).cpu()
+                             for i in range(0, len(hr), batch)])
+            rows.append((*key, layer, index, "raw", *_quartiles(raw)))
+            rows.append((*key, layer, index, "normalised", *_quartiles(raw / scale)))
+        return rows
+
+    return _lens_table(params, models, "margins", MARGIN_COLUMNS, measure_one)
+
+
+def _triplet_images(params: ExperimentParams) -> dict[tuple[str, str], tuple[ImageData, np.ndarray]]:
+    """{(source, kind): (the images, their fixed triplets [fragment_triplets, 3])} for every TRIPLET_KINDS."""
+    from .boundaries import draw_triplets
+
+    sets = {"train": representation_set(params), "test": probe_set(params)}
+    return {(source, kind): (sets[source], draw_triplets(sets[source].labels.numpy(), params.fragment_triplets, kind,
+                                                         seed=params.represent_seed + i))
+            for i, (source, kind) in enumerate(TRIPLET_KINDS)}
+
+
+def _plane_classes(model, data: ImageData, triplet, layer: str, params: ExperimentParams, device):
+    """(classes [R, R], the Plane) of the plane through the triplet's representations at `layer`."""
+    from .boundaries import plane_grid, predict_classes, split_at
+
+    stem, head = split_at(model, layer)
+    with torch.no_grad():
+        a, b, c = stem(data.normalise(data.images[list(triplet)]).to(device)).float().cpu()
+    plane = plane_grid(a, b, c, params.fragment_resolution)
+    return predict_classes(head, plane, tuple(a.shape), params.capture_batch, device), plane
+
+
+def fragmentation_table(params: ExperimentParams, models: list[TrainedModel]) -> pd.DataFrame:
+    """Per usable model, space (the input, and each of `fragment_layer_list`) and triplet: the class regions of the
+    plane through the triplet (bnlib.boundaries), for `fragment_triplets` triplets of each TRIPLET_KINDS."""
+    from .boundaries import INPUT, count_regions
+
+    triplets = _triplet_images(params)
+    hidden = params.hidden_layers()
+    spaces = [(INPUT, 0)] + [(layer, hidden.index(layer) + 1) for layer in params.fragment_layer_list()]
+
+    def measure_one(trained: TrainedModel, device):
+        cfg, model, rows = trained.config, trained.model.to(device).float().eval(), []
+        for layer, index in spaces:
+            for (source, kind), (data, drawn) in triplets.items():
+                for t, triplet in enumerate(drawn):
+                    classes = _plane_classes(model, data, triplet, layer, params, device)[0]
+                    rows.append((cfg.dataset, cfg.arch, cfg.norm, cfg.seed, layer, index, source, kind, t,
+                                 count_regions(classes)))
+        return rows
+
+    return _lens_table(params, models, "fragmentation", FRAGMENT_COLUMNS, measure_one)
+
+
+def plane_table(params: ExperimentParams, models: list[TrainedModel], a: str = "batch", b: str = "none"
+                ) -> pd.DataFrame:
+    """The example planes of notebook 10's figure: for the first usable seed of each variant, the predicted class
+    ("label") at every grid point ("anchor" 0) and the three images (anchor 1..3, with their true class) of the
+    first across-class triplet of test images, in the input and in the middle one of `fragment_layer_list`."""
+    from .boundaries import INPUT
+
+    data, drawn = _triplet_images(params)[("test", "across")]
+    triplet = drawn[0]
+    fragment = params.fragment_layer_list()
+    hidden, device = params.hidden_layers(), resolve_device(params.device)
+    layer = fragment[(len(fragment) - 1) // 2]
+    rows = []
+    for norm in (a, b):
+        usable_models = [m for m in models if m.config.norm == norm and not m.excluded]
+        if not usable_models:
+            continue
+        trained = min(usable_models, key=lambda m: m.config.seed)
+        cfg, model = trained.config, trained.model.to(device).float().eval()
+        for space, index in ((INPUT, 0), (layer, hidden.index(layer) + 1)):
+            with _numerics(params):
+                classes, plane = _plane_classes(model, data, triplet, space, params, device)
+            key = (cfg.dataset, cfg.arch, cfg.norm, cfg.seed, space, index)
+            rows += [(*key, x, y, int(k), 0) for (x, y), k in zip(plane.coords().tolist(), classes.ravel())]
+            rows += [(*key, float(x), float(y), int(data.labels[i]), n)
+                     for n, ((x, y), i) in enumerate(zip(plane.anchors, triplet), start=1)]
+    return pd.DataFrame(rows, columns=PLANE_COLUMNS)

@@ -23,7 +23,14 @@ EXPECTED = {"training": ["dataset", "arch", "norm", "seed", "status", "epoch", "
             "trees": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "depth", "fidelity",
                             "accuracy", "leaves", "codes"],
             "translation": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "dx", "dy", "metric", "value"],
-            "invariance": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"]}
+            "invariance": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],
+            "margins": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "kind", "samples", "unflipped",
+                        "q25", "median", "q75", "mean"],
+            "margin_summary": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],
+            "fragmentation": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "source", "kind", "triplet",
+                              "regions"],
+            "fragmentation_summary": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],
+            "planes": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "x", "y", "label", "anchor"]}
 
 
 def test_paired_notebooks_hold_exactly_their_source_cells(smoke_run):
@@ -51,7 +58,8 @@ def test_every_notebook_writes_its_figures_and_csvs(smoke_run):
     smoke_run = smoke_run[0]
     for name in runner.NOTEBOOKS:
         assert (smoke_run / f"{name}.ipynb").is_file()
-    for fig in ("training", "sparsity", "silhouette", "umap", "views", "ablation", "dynamics", "trees", "translation"):
+    for fig in ("training", "sparsity", "silhouette", "umap", "views", "ablation", "dynamics", "trees", "translation",
+                "margins", "fragmentation"):
         for ext in ("png", "svg", "csv"):
             assert (smoke_run / f"{fig}.{ext}").stat().st_size > 0, f"{fig}.{ext}"
     for name, columns in EXPECTED.items():
@@ -93,6 +101,18 @@ def test_csv_layers_seeds_and_ranges(smoke_run):
     assert maps.value.between(-1e-9, 1 + 1e-9).all()
     unshifted = maps[(maps.dx == 0) & (maps.dy == 0)]
     assert (unshifted.value - 1).abs().max() < 1e-5  # the same image: similarity 1, every prediction kept
+    margins = pd.read_csv(smoke_run / "margins.csv")
+    assert set(margins.layer) == set(sparsity.layer) | {"input"}
+    assert set(margins[margins.layer == "input"].kind) == {"deepfool", "deepfool_pca"}
+    ordered = margins.dropna(subset=["median"])
+    assert ((ordered.q25 <= ordered["median"]) & (ordered["median"] <= ordered.q75)).all() and (ordered.q25 > 0).all()
+    inputs = margins[margins.layer == "input"].pivot_table(index=["norm", "seed"], columns="kind", values="median")
+    assert (inputs.deepfool <= inputs.deepfool_pca * (1 + 1e-6)).all()  # a subspace never gets closer to the boundary
+    regions = pd.read_csv(smoke_run / "fragmentation.csv")
+    assert set(regions.layer) == {"input", "conv3", "fc1"} and (regions.regions >= 1).all()
+    assert len(regions) == 4 * 3 * 4 * 2  # models x spaces x triplet kinds x fragment_triplets
+    planes = pd.read_csv(smoke_run / "planes.csv")
+    assert (planes.anchor == 0).sum() == 2 * 2 * 16 * 16 and (planes.anchor > 0).sum() == 2 * 2 * 3
 
 
 @pytest.mark.parametrize("override,key", [({"epochs": -1}, "epochs"), ({"epochz": 2}, "epochz")])
