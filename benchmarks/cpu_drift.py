@@ -15,6 +15,8 @@ import subprocess
 import sys
 import tempfile
 
+from bnlib.config import PORTABLE_ENV
+
 CHILD = r"""
 import json, os, sys, torch
 if os.environ.get("PORTABLE"):  # what the setting tests: ATen's own conv instead of oneDNN's, on MKL's CNR path
@@ -28,20 +30,24 @@ print(json.dumps({"sha": Artifact(models[0].config, P.cache_dir).weights_sha256(
                   "values": {f"{r.layer}/{r.metric}": r.value for r in df.itertuples()}}))
 """
 
+P = {"PORTABLE": "1"}  # oneDNN off: ATen's own convolutions
+CAPS = {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}  # what an AVX2-only CPU would run
 SETTINGS = {
     "default": {},
     "1 thread": {"OMP_NUM_THREADS": "1"},
     "oneDNN AVX2": {"ONEDNN_MAX_CPU_ISA": "AVX2"},
     "oneDNN AVX2, 1 thread": {"ONEDNN_MAX_CPU_ISA": "AVX2", "OMP_NUM_THREADS": "1"},
     "oneDNN AVX512": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"},
-    "portable": {"PORTABLE": "1", "MKL_CBWR": "COMPATIBLE"},
-    "portable, AVX2 cap": {"PORTABLE": "1", "MKL_CBWR": "COMPATIBLE", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
-                           "ONEDNN_MAX_CPU_ISA": "AVX2"},
-    "portable, 1 thread": {"PORTABLE": "1", "MKL_CBWR": "COMPATIBLE", "OMP_NUM_THREADS": "1"},
-    "portable without MKL_CBWR": {"PORTABLE": "1"},
-    "portable without MKL_CBWR, AVX2 cap": {"PORTABLE": "1", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
-                                            "ONEDNN_MAX_CPU_ISA": "AVX2"},
-    "portable without MKL_CBWR, 1 thread": {"PORTABLE": "1", "OMP_NUM_THREADS": "1"},
+    "portable": P | PORTABLE_ENV,  # what cpu_portable runs
+    "portable, 1 thread": P | PORTABLE_ENV | {"OMP_NUM_THREADS": "1"},
+    "portable, oneDNN and MKL AVX2 caps": P | PORTABLE_ENV | CAPS,
+    "portable, caps, 1 thread": P | PORTABLE_ENV | CAPS | {"OMP_NUM_THREADS": "1"},
+    "portable without the ATen AVX2 pin": P | {"MKL_CBWR": PORTABLE_ENV["MKL_CBWR"]},
+    "MKL COMPATIBLE (the earlier portable)": P | {"MKL_CBWR": "COMPATIBLE"},
+    "MKL COMPATIBLE, 1 thread": P | {"MKL_CBWR": "COMPATIBLE", "OMP_NUM_THREADS": "1"},
+    "MKL COMPATIBLE, ATen AVX2": P | {"MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "avx2"},
+    "ATen convs without MKL_CBWR": P,
+    "ATen convs without MKL_CBWR, 1 thread": P | {"OMP_NUM_THREADS": "1"},
 }
 
 
@@ -66,7 +72,7 @@ def main():
     for name in args.settings:
         got = run(args.profile, args.norm, args.seed, SETTINGS[name])
         base = base or got
-        if name.startswith("portable"):
+        if name.startswith("portable"):  # compared with the first portable row as well
             portable_base = portable_base or got
             got["same_as_portable"] = got["sha"] == portable_base["sha"]
         diffs = {k: abs(v - base["values"][k]) for k, v in got["values"].items()}

@@ -3,7 +3,8 @@
     python benchmarks/ray_grid.py --profile ablation [--profile quick] [-p KEY=VALUE ...] [--modes ...]
 
 - sequential: `results.train_all` + `experiment_results`, as notebook 00 does, all cores, default numerics;
-- sequential portable: the same with `cpu_portable` (ATen convolutions, MKL in CNR mode);
+- sequential portable: the same with `cpu_portable` (ATen convolutions; ATen and MKL on AVX2, MKL in strict CNR
+  mode);
 - Ray, 1 thread per task: a local Ray with every CPU, `ray_cpus=1`, portable (the runner's default);
 - Ray, all cores per task: `ray_cpus` = every CPU, portable.
 

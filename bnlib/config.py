@@ -48,8 +48,13 @@ def describe_validation_error(exc: ValidationError, what: str, data: dict[str, A
     return "\n".join(lines)
 
 
-# What `cpu_portable` needs in the environment before Python starts: MKL reads it once, at load.
-PORTABLE_ENV = {"MKL_CBWR": "COMPATIBLE"}
+# What `cpu_portable` needs in the environment before Python starts (MKL and ATen read it once, at load): MKL's
+# AVX2 code path in strict CNR mode, whose GEMMs give the same bits for any thread count (COMPATIBLE, its SSE2
+# path, was 1.6x slower), and ATen's AVX2 kernels, because its AVX-512 ones round differently (benchmarks/README.md:
+# Reproducibility). Every x86-64 CPU of the last decade runs both.
+PORTABLE_ENV = {"MKL_CBWR": "AVX2,STRICT", "ATEN_CPU_CAPABILITY": "avx2"}
+# Part of a portable model's cache key: a change of PORTABLE_ENV changes the bits, so it must change the key.
+PORTABLE_NUMERICS = "aten-avx2+mkl-avx2-strict"
 
 
 def validated(cls, data: dict[str, Any], what: str):
@@ -81,8 +86,9 @@ class TrainingKeys(BaseModel):
     bf16: bool = Field(True, description="bf16 autocast (CUDA always; CPU only with cpu_bf16)")
     channels_last: bool = True
     compile: bool = Field(False, description="torch.compile the model")
-    cpu_portable: bool = Field(False, description="CPU kernels that give the same bits on any x86 CPU and thread "
-                                                  "count: ATen convs instead of oneDNN's, MKL in CNR mode (slower)")
+    cpu_portable: bool = Field(False, description="CPU kernels that give the same bits on any AVX2 x86 CPU and "
+                                                  "thread count: ATen convs instead of oneDNN's, ATen and MKL on "
+                                                  "AVX2, MKL in strict CNR mode (slower)")
     snapshots: list[float] = Field([], description="points of training, in epochs (0 = the initialisation, 0.5 = "
                                                    "half-way through epoch 1), whose weights are kept")
 
@@ -125,6 +131,8 @@ class TrainConfig(TrainingKeys):
         for key, default in (("cpu_portable", False), ("snapshots", [])):
             if data[key] == default:
                 data.pop(key)
+        if self.cpu_portable:
+            data["portable_numerics"] = PORTABLE_NUMERICS
         return data
 
     @classmethod

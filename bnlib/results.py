@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from .cache import Artifact, CacheWarning, model_for
+from .config import PORTABLE_NUMERICS
 from . import measures
 from . import metrics as M
 from .data import ImageData, dataset_sizes, load_dataset, stratified_indices
@@ -108,7 +109,7 @@ def cached_table_names(params: ExperimentParams) -> list[str]:
 
 def _portable_spec(params: ExperimentParams) -> dict:
     """cpu_portable changes the captured numbers: part of a result's key when on (absent when off, as before)."""
-    return {"cpu_portable": True} if params.cpu_portable else {}
+    return {"cpu_portable": True, "portable_numerics": PORTABLE_NUMERICS} if params.cpu_portable else {}
 
 
 def _numerics(params: ExperimentParams):

@@ -256,13 +256,14 @@ def train(config: TrainConfig, train_data: ImageData, test_data: ImageData, *,
 def portable_cpu(enabled: bool):
     """CPU numerics that do not depend on the CPU model or the thread count, when `enabled`.
 
-    oneDNN picks its convolution kernels by instruction set and cache size, and
-    MKL splits its sums by thread; either changes the last bits, and training
-    amplifies them (benchmarks/cpu_drift.py). Here convolutions run on ATen's
-    own path (oneDNN off) and MKL runs in conditional-numerical-reproducibility
-    mode (MKL_CBWR=COMPATIBLE, which must be set before the process starts: the
-    runner does that for its kernels and Ray tasks). Measured bit-identical
-    across 1 and 2 threads and with AVX2 or AVX-512 kernels.
+    oneDNN picks its convolution kernels by instruction set and cache size,
+    MKL splits its sums by thread, and ATen's AVX-512 kernels round otherwise
+    than its AVX2 ones; each changes the last bits, and training amplifies them
+    (benchmarks/cpu_drift.py). Here convolutions run on ATen's own path (oneDNN
+    off), ATen runs its AVX2 kernels and MKL its AVX2 path in strict CNR mode
+    (PORTABLE_ENV, which must be set before the process starts: the runner does
+    that for its kernels and Ray tasks). Measured bit-identical across 1 and 2
+    threads and with oneDNN and MKL capped at AVX2.
     """
     if not enabled:
         yield
@@ -271,8 +272,12 @@ def portable_cpu(enabled: bool):
     if missing:
         setting = " ".join(f"{k}={v}" for k, v in PORTABLE_ENV.items())
         raise ConfigError(f"key 'cpu_portable' = True needs {setting} in the environment before Python starts "
-                          f"(MKL reads it once). The runner sets it for its kernels; for JupyterLab start it as "
-                          f"`{setting} make lab`, or set cpu_portable: false")
+                          f"(MKL and ATen read it once). The runner sets it for its kernels; for JupyterLab start it "
+                          f"as `{setting} make lab`, or set cpu_portable: false")
+    if torch.backends.cpu.get_cpu_capability() != "AVX2":
+        raise ConfigError(f"key 'cpu_portable' = True runs ATen's AVX2 kernels, but this CPU gives "
+                          f"{torch.backends.cpu.get_cpu_capability()!r}: it lacks AVX2, so its bits would differ. "
+                          f"Set cpu_portable: false on this machine")
     with warnings.catch_warnings():
         # torch's flags() re-sets every oneDNN option and notes that TF32 is for Intel GPUs: nothing to act on
         warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN", category=UserWarning)

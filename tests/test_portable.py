@@ -43,7 +43,7 @@ def test_default_numerics_do_depend_on_it(tmp_path):
 
 def test_portable_without_its_environment_stops_naming_the_key_and_the_fix(monkeypatch):
     monkeypatch.delenv("MKL_CBWR", raising=False)
-    with pytest.raises(ConfigError, match=r"cpu_portable.*MKL_CBWR=COMPATIBLE.*make lab"):
+    with pytest.raises(ConfigError, match=r"cpu_portable.*MKL_CBWR=AVX2,STRICT ATEN_CPU_CAPABILITY=avx2.*make lab"):
         with portable_cpu(True):
             pass
     P = params.resolve("smoke", cpu_portable=True, device="cpu")
@@ -51,9 +51,24 @@ def test_portable_without_its_environment_stops_naming_the_key_and_the_fix(monke
         get_or_train(P.train_config("batch", 0), cache_dir=P.cache_dir)
 
 
+def test_portable_on_a_cpu_without_avx2_stops_naming_the_key(monkeypatch):
+    import torch
+
+    for key, value in PORTABLE_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "DEFAULT")
+    with pytest.raises(ConfigError, match=r"'cpu_portable'.*'DEFAULT'.*lacks AVX2.*cpu_portable: false"):
+        with portable_cpu(True):
+            pass
+
+
 def test_portable_is_part_of_the_cache_key_only_when_on():
+    from bnlib.config import PORTABLE_NUMERICS
+
     off, on = (params.resolve("smoke", cpu_portable=v).train_config("batch", 0) for v in (False, True))
     assert "cpu_portable" not in off.identity() and on.identity()["cpu_portable"] is True
+    # the numerics are named in the key: a change of PORTABLE_ENV must not reuse models trained under the old one
+    assert "portable_numerics" not in off.identity() and on.identity()["portable_numerics"] == PORTABLE_NUMERICS
     from bnlib.cache import config_key
 
     assert config_key(off) != config_key(on)
