@@ -48,10 +48,10 @@ def describe_validation_error(exc: ValidationError, what: str, data: dict[str, A
     return "\n".join(lines)
 
 
-# What `cpu_portable` needs in the environment before Python starts (MKL and ATen read it once, at load): MKL's
-# AVX2 code path in strict CNR mode, whose GEMMs give the same bits for any thread count (COMPATIBLE, its SSE2
-# path, was 1.6x slower), and ATen's AVX2 kernels, because its AVX-512 ones round differently (benchmarks/README.md:
-# Reproducibility). Every x86-64 CPU of the last decade runs both.
+# What `cpu_portable` needs in the environment before Python starts (MKL and ATen read it once, at load):
+# MKL's AVX2 path in strict CNR mode, whose GEMMs give the same bits for any thread count (faster than its SSE2
+# COMPATIBLE path), and ATen's AVX2 kernels, because its AVX-512 ones round differently (benchmarks/README.md:
+# Reproducibility). Any x86-64 CPU with AVX2 runs both; train.portable_cpu stops on one without.
 PORTABLE_ENV = {"MKL_CBWR": "AVX2,STRICT", "ATEN_CPU_CAPABILITY": "avx2"}
 # Part of a portable model's cache key: a change of PORTABLE_ENV changes the bits, so it must change the key.
 PORTABLE_NUMERICS = "aten-avx2+mkl-avx2-strict"
