@@ -51,6 +51,8 @@ MARGIN_WORK = 40.0
 # Notebook 10: forward-pass equivalents per grid point of a triplet's plane, over the input and the hidden spaces
 # (fitted on quick and mnist: 24-39 s a model for 32 planes of 36 x 36)
 FRAGMENT_WORK = 2.0
+# Notebook 10 along training: forward-pass equivalents per grid point of an input-space plane, per snapshot
+FRAGMENT_SNAPSHOT_WORK = 1.0
 
 
 @dataclass
@@ -163,7 +165,8 @@ def _missing(params: ExperimentParams):
     from .train import artifact_dir
 
     untrained, unmeasured = [], []
-    lens = {table: [] for table in ("dynamics", "trees", "translation", "margins", "fragmentation")}
+    lens = {table: [] for table in ("dynamics", "trees", "translation", "margins", "fragmentation",
+                                    "fragment_dynamics")}
     for config in params.train_configs():
         folder = artifact_dir(config, params.cache_dir)
         if not (folder / "meta.json").is_file():
@@ -184,7 +187,8 @@ def estimate(params: ExperimentParams, notebooks: list[str] | None = None) -> Es
     n_train, n_test = _sizes(params)
     steps = math.ceil(n_train / params.batch_size) * params.epochs
     forward_images = n_test * params.epochs + n_train
-    forward_lenses = {"translation": "08_translation", "margins": "09_margins", "fragmentation": "10_fragmentation"}
+    forward_lenses = {"translation": "08_translation", "margins": "09_margins", "fragmentation": "10_fragmentation",
+                      "fragment_dynamics": "10_fragmentation"}
     unlensed = {table: lens[table] if name in notebooks else [] for table, name in forward_lenses.items()}
     no_translation = unlensed["translation"]
     timed = {norm: step_seconds(params, norm)
@@ -221,6 +225,11 @@ def estimate(params: ExperimentParams, notebooks: list[str] | None = None) -> Es
                 * params.fragment_resolution ** 2}
     for table, per_model in forwards.items():
         measure_seconds += sum(FORWARD_SHARE * per_model / params.batch_size * timed[c.norm] for c in unlensed[table])
+    per_snapshot = FRAGMENT_SNAPSHOT_WORK * len(TRIPLET_KINDS) * params.fragment_snapshot_triplets \
+        * params.fragment_resolution ** 2
+    per_epoch = math.ceil(n_train / params.batch_size)
+    measure_seconds += sum(FORWARD_SHARE * per_snapshot * max(1, len(c.snapshot_steps(per_epoch))) / params.batch_size
+                           * timed[c.norm] for c in unlensed["fragment_dynamics"])
     fixed = NOTEBOOK_SECONDS * len(notebooks)
     if "03_umap" in notebooks and unmeasured:
         fixed += UMAP_SECONDS_PER_1000_POINTS * params.umap_samples / 1000 * len(params.umap_layers) * len(params.norms)

@@ -98,6 +98,7 @@ class ExperimentParams(TrainingKeys):
     fragment_resolution: int = Field(36, ge=8)  # grid points a side of each plane
     fragment_triplets: int = Field(8, ge=1)  # triplets of each kind (within/across a class x train/test images)
     fragment_layers: list[str] | None = None  # hidden layers with a plane too; None: the middle and the last
+    fragment_snapshot_triplets: int = Field(2, ge=1)  # of each kind, at every snapshot (input space): the first ones
     # UMAP pictures
     umap_layers: list[str] = Field(min_length=1)
     umap_model_seed: int = Field(ge=0)
@@ -197,6 +198,10 @@ class ExperimentParams(TrainingKeys):
         if self.fragment_layers is not None and set(self.fragment_layers) - set(self.hidden_layers()):
             raise ValueError(f"fragment_layers {self.fragment_layers} names layers that are not measured (layers: "
                              f"{self.layers}); choose among {self.hidden_layers()}")
+        if self.fragment_snapshot_triplets > self.fragment_triplets:
+            raise ValueError(f"fragment_snapshot_triplets = {self.fragment_snapshot_triplets} is more than "
+                             f"fragment_triplets = {self.fragment_triplets}: the snapshots' triplets are the first of "
+                             f"the final models'; use at most {self.fragment_triplets}")
         if self.umap_model_seed not in self.seeds:
             raise ValueError(f"umap_model_seed {self.umap_model_seed} is not among seeds {self.seeds}")
         if self.umap_samples > self.n_represent:

@@ -427,15 +427,16 @@ def margins_figure(summary: pd.DataFrame, accuracy: pd.DataFrame, title: str | N
 
 
 def fragmentation_figure(planes: pd.DataFrame, summary: pd.DataFrame, accuracy: pd.DataFrame,
-                         title: str | None = None):
+                         along: pd.DataFrame, title: str | None = None):
     """Fragmentation (notebook 10): (top) the predicted class over the example planes of one BN and one no-BN model,
-    in the input and in a hidden layer, the three images marked; (bottom) class regions per space (the input, then
+    in the input and in a hidden layer, the three images marked; (middle) class regions per space (the input, then
     the hidden layers), mean ± std over seeds, within and across classes; each model's input-space fragmentation
-    against its generalisation gap."""
+    against its generalisation gap; (bottom) along training (`along`, bnlib.report.fragmentation_along_training):
+    input-space regions against the epoch, mean ± std over seeds, and against the test error, one line a model."""
     data = _with_labels(planes)
     shown = list(dict.fromkeys(zip(data.variant, data.layer))) if len(data) else []
-    fig = plt.figure(figsize=(14, 8.5))
-    grid = fig.add_gridspec(2, max(4, len(shown)), height_ratios=[0.8, 1])
+    fig = plt.figure(figsize=(14, 12.5))
+    grid = fig.add_gridspec(3, max(4, len(shown)), height_ratios=[0.8, 1, 1])
     cmap = plt.get_cmap("tab10")
     for j, (variant, layer) in enumerate(shown):
         ax = fig.add_subplot(grid[0, j])
@@ -469,7 +470,32 @@ def fragmentation_figure(planes: pd.DataFrame, summary: pd.DataFrame, accuracy: 
         ax.legend(title=None, frameon=False, fontsize=8)
     _gap_scatter(fig.add_subplot(grid[1, 2:]), summary, accuracy, "fragmentation", layer="input")
     fig.axes[-1].set_title("input-space fragmentation vs generalisation gap")
+    _fragmentation_along_training(fig.add_subplot(grid[2, :2]), fig.add_subplot(grid[2, 2:]), along)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _fragmentation_along_training(by_epoch, by_error, along: pd.DataFrame) -> None:
+    if along.empty:
+        for ax in (by_epoch, by_error):
+            _nothing_to_plot(ax, "fragmentation along training")
+        return
+    data = _with_labels(along)
+    variants = _variants(data)
+    sns.lineplot(data=data, x="epoch", y="regions", hue="variant", hue_order=variants, palette=NORM_PALETTE,
+                 errorbar="sd", marker="o", markersize=4, ax=by_epoch)
+    error = by_epoch.twinx()
+    sns.lineplot(data=data, x="epoch", y="test_error", hue="variant", hue_order=variants, palette=NORM_PALETTE,
+                 errorbar=None, linestyle="--", lw=1, ax=error, legend=False)
+    error.set(ylabel="test error (dashed)")
+    by_epoch.set(xlabel="epoch (0: the initialisation)", ylabel="class regions, input-space plane",
+                 title="input-space fragmentation along training, mean ± std over seeds")
+    by_epoch.legend(title=None, frameon=False, fontsize=8, loc="upper left")
+    for (variant, seed), g in data.sort_values("epoch").groupby(["variant", "seed"]):
+        by_error.plot(g.test_error, g.regions, "-o", ms=3, lw=0.8, color=NORM_PALETTE.get(variant), alpha=0.8)
+        start = g.iloc[0]
+        by_error.plot(start.test_error, start.regions, "x", color=NORM_PALETTE.get(variant), ms=6)
+    by_error.set(xlabel="test error", ylabel="class regions, input-space plane",
+                 title="against the test error, one line a model (x: its first snapshot)")

@@ -499,6 +499,9 @@ def _lenses(profile: str, figures_dir=FIGURES_DIR, lens_cmp: dict | None = None)
             metrics, table, _ = LENSES[claim]
             df = long_form(read_measured(folder, "accuracy"), read_measured(folder, table))
             out += " " + describe_gap(gap_correlations(df, metrics))
+        if claim == 8 and all((folder / f"{t}.csv").is_file() for t in ("fragmentation_dynamics", "dynamics")):
+            out += " " + describe_fragmentation_dynamics(fragmentation_along_training(
+                read_measured(folder, "fragmentation_dynamics"), read_measured(folder, "dynamics")))
     return out
 
 
@@ -723,3 +726,63 @@ def describe_fragmentation(regions: pd.DataFrame) -> str:
     return (f"{regions.groupby(['norm', 'seed']).ngroups} models; {triplets} triplets a space, spaces: {spaces}. "
             "Class regions on an input-space plane, mean ± std over seeds: "
             + ", ".join(f"{n} {g.mean():.2f} ± {g.std():.2f}" for n, g in inputs) + ".")
+
+
+def fragmentation_along_training(regions: pd.DataFrame, dynamics: pd.DataFrame) -> pd.DataFrame:
+    """Per model and snapshot: the mean class regions over its input-space planes (fragmentation_dynamics.csv), its
+    test accuracy at that snapshot (dynamics.csv) and the test error."""
+    keys = ["dataset", "arch", "norm", "seed", "epoch", "step"]
+    mean = regions.groupby(keys, as_index=False).regions.mean()
+    acc = dynamics[(dynamics.layer == "model") & (dynamics.metric == "test_accuracy")]
+    out = mean.merge(acc[["norm", "seed", "step", "value"]].rename(columns={"value": "test_accuracy"}),
+                     on=["norm", "seed", "step"], how="left", validate="one_to_one")
+    return out.assign(test_error=1 - out.test_accuracy)
+
+
+def fragmentation_tracking(along: pd.DataFrame) -> pd.DataFrame:
+    """Per model: Spearman's rho between its mean class regions and its test error over its snapshots after the
+    initialisation (epoch 0 is left out: an untrained network's planes say nothing of learning), and how many
+    snapshots it had; rho is NaN with fewer than 3 or a constant series."""
+    from scipy.stats import spearmanr
+
+    rows = []
+    for (norm, seed), g in along[along.epoch > 0].groupby(["norm", "seed"]):
+        constant = g.regions.nunique() < 2 or g.test_error.nunique() < 2
+        rho = float("nan") if len(g) < 3 or constant else float(spearmanr(g.regions, g.test_error).statistic)
+        rows.append({"norm": norm, "seed": seed, "snapshots": len(g), "rho": rho})
+    return pd.DataFrame(rows, columns=["norm", "seed", "snapshots", "rho"])
+
+
+def describe_fragmentation_dynamics(along: pd.DataFrame) -> str:
+    """Fragmentation along training, input space: regions at the initialisation and at the end per variant, and
+    whether a model's regions track its test error over its snapshots (the fragmentation paper's observation):
+    **tracks** when rho > 0 in every model of both variants, **against** when rho < 0 in all, else **no consistent
+    relation**."""
+    if along.empty:
+        return "Along training: no usable model."
+    names = {"batch": "BN", "none": "no BN"}
+    per_model = along.groupby(["norm", "seed"])
+    planes_at = {"the initialisation": along[along.epoch == 0],
+                 "the end": along.loc[per_model.epoch.idxmax()]}
+    said = []
+    for when, rows in planes_at.items():
+        if len(rows):
+            said.append(f"at {when} " + ", ".join(f"{names.get(n, n)} {g.regions.mean():.2f} ± {g.regions.std():.2f}"
+                                                   for n, g in rows.groupby("norm")))
+    track = fragmentation_tracking(along)
+    head = (f"Along training (input-space planes, {per_model.ngroups} models, {int(per_model.size().max())} points "
+            f"a model)")
+    if track.empty or not np.isfinite(track.rho).any():
+        return f"{head}: class regions {'; '.join(said)}. Too few snapshots after the initialisation to correlate."
+    rho = track.dropna(subset=["rho"])
+    if (rho.rho > 0).all():
+        verdict = "**tracks** the test error"
+    elif (rho.rho < 0).all():
+        verdict = "moves **against** the test error"
+    else:
+        verdict = "shows **no consistent relation** to the test error"
+    per_norm = "; ".join(f"{names.get(n, n)} median {g.rho.median():+.2f} ({g.rho.min():+.2f} to {g.rho.max():+.2f})"
+                         for n, g in rho.groupby("norm"))
+    return (f"{head}: class regions {'; '.join(said)} (mean ± std over seeds). Fragmentation {verdict} along "
+            f"training: Spearman's rho between a model's regions and its test error over its snapshots after the "
+            f"initialisation, {per_norm}; {int((rho.rho > 0).sum())} of {len(rho)} models positive.")

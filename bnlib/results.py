@@ -57,6 +57,8 @@ CACHED_TABLES = {
                     "deepfool_steps", "deepfool_overshoot")),
     "fragmentation": (2, ("dataset", "n_represent", "represent_seed", "layers", "probe_test_samples",
                           "fragment_resolution", "fragment_triplets", "fragment_layers")),
+    "fragment_dynamics": (1, ("dataset", "n_represent", "represent_seed", "probe_test_samples",
+                              "fragment_resolution", "fragment_triplets", "fragment_snapshot_triplets")),
 }
 
 
@@ -260,6 +262,8 @@ MEASURED_TABLES = {
     "fragmentation_summary": "per model and space: mean regions over all, within-class and across-class triplets "
                              "(notebook 10)",
     "planes": "the example planes of notebook 10: the class at every grid point, for one BN and one no-BN model",
+    "fragmentation_dynamics": "per model, snapshot and triplet: the class regions of an input-space plane along "
+                              "training, on the first `fragment_snapshot_triplets` triplets of each kind (notebook 10)",
 }
 
 
@@ -334,6 +338,8 @@ def _measure(params: ExperimentParams, names) -> dict[str, pd.DataFrame]:
         elif name in ("fragmentation", "fragmentation_summary") and "fragmentation_summary" not in out:
             out["fragmentation"] = fragmentation_table(params, models)
             out["fragmentation_summary"] = lens_summary("fragmentation", out["fragmentation"], params)
+        elif name == "fragmentation_dynamics":
+            out[name] = fragmentation_dynamics_table(params, models)
         elif name == "planes":
             out[name] = plane_table(params, models)
     return out
@@ -554,12 +560,9 @@ def _model_dynamics(trained: TrainedModel, reps: ImageData, probe: ImageData, te
     if cached is not None:
         return cached, False
     cfg, device = trained.config, resolve_device(params.device)
-    per_epoch = steps_per_epoch(params)
-    steps = cfg.snapshot_steps(per_epoch) or [cfg.epochs * per_epoch]
     rows = []
-    for step in steps:
+    for step, epoch in snapshot_points(trained, params):
         model = _snapshot_model(trained, artifact, step, params, device)
-        epoch = step / per_epoch
         with _numerics(params):
             _, accuracy = evaluate(model, test, device, bf16=cfg.bf16, channels_last=cfg.channels_last,
                                    cpu_bf16=cfg.cpu_bf16)
@@ -580,6 +583,14 @@ def _model_dynamics(trained: TrainedModel, reps: ImageData, probe: ImageData, te
     if artifact is not None:
         artifact.write_table(name, df)
     return df, True
+
+
+def snapshot_points(trained: TrainedModel, params: ExperimentParams) -> list[tuple[int, float]]:
+    """(optimizer step, epoch) of each of the model's snapshots, the end of training last; the end only without
+    `snapshots`."""
+    per_epoch = steps_per_epoch(params)
+    steps = trained.config.snapshot_steps(per_epoch) or [trained.config.epochs * per_epoch]
+    return [(step, step / per_epoch) for step in steps]
 
 
 def _snapshot_model(trained: TrainedModel, artifact: Artifact | None, step: int, params: ExperimentParams, device):
@@ -816,6 +827,33 @@ def fragmentation_table(params: ExperimentParams, models: list[TrainedModel]) ->
         return rows
 
     return _lens_table(params, models, "fragmentation", FRAGMENT_COLUMNS, measure_one)
+
+
+FRAGMENT_DYNAMICS_COLUMNS = ["dataset", "arch", "norm", "seed", "epoch", "step", "source", "kind", "triplet",
+                             "regions"]
+
+
+def fragmentation_dynamics_table(params: ExperimentParams, models: list[TrainedModel]) -> pd.DataFrame:
+    """Per usable model and snapshot (bnlib.results.snapshot_points): the class regions of the input-space plane
+    through each of the first `fragment_snapshot_triplets` triplets of every TRIPLET_KINDS, the final models'
+    triplets (so the last snapshot repeats their numbers)."""
+    from .boundaries import INPUT, count_regions
+
+    n = params.fragment_snapshot_triplets
+    triplets = {kind: (data, drawn[:n]) for kind, (data, drawn) in _triplet_images(params).items()}
+
+    def measure_one(trained: TrainedModel, device):
+        cfg, artifact, rows = trained.config, _artifact(trained, params), []
+        for step, epoch in snapshot_points(trained, params):
+            model = _snapshot_model(trained, artifact, step, params, device).float()
+            for (source, kind), (data, drawn) in triplets.items():
+                for t, triplet in enumerate(drawn):
+                    classes = _plane_classes(model, data, triplet, INPUT, params, device)[0]
+                    rows.append((cfg.dataset, cfg.arch, cfg.norm, cfg.seed, epoch, step, source, kind, t,
+                                 count_regions(classes)))
+        return rows
+
+    return _lens_table(params, models, "fragment_dynamics", FRAGMENT_DYNAMICS_COLUMNS, measure_one)
 
 
 def plane_table(params: ExperimentParams, models: list[TrainedModel], a: str = "batch", b: str = "none"

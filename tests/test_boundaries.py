@@ -1,11 +1,12 @@
 """The lenses of notebooks 09 (margins) and 10 (fragmentation), against analytic answers."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
-from bnlib import boundaries, params
+from bnlib import boundaries, params, report, results
 from bnlib.models import build_model
 
 
@@ -139,7 +140,44 @@ def test_triplets_are_within_one_class_or_across_three():
     ("deepfool_steps", 0, "deepfool_steps"), ("fragment_resolution", 4, "fragment_resolution"),
     ("fragment_triplets", 0, "fragment_triplets"), ("fragment_layers", ["conv9"], "fragment_layers"),
     ("margin_pca_dims", 5000, "margin_pca_dims"),
+    ("fragment_snapshot_triplets", 0, "fragment_snapshot_triplets"),
+    ("fragment_snapshot_triplets", 9, "fragment_snapshot_triplets"),  # more than quick's 8 fragment_triplets
 ])
 def test_margin_and_fragmentation_keys_are_validated_naming_the_key(key, value, words):
     with pytest.raises(params.ConfigError, match=words):
         params.resolve("quick", **{key: value})
+
+
+def _along(errors_and_regions: dict) -> pd.DataFrame:
+    """A fragmentation_along_training frame: {(norm, seed): [(epoch, test error, regions), ...]}."""
+    rows = [{"dataset": "d", "arch": "a", "norm": norm, "seed": seed, "epoch": e, "step": int(e * 10),
+             "regions": r, "test_accuracy": 1 - err, "test_error": err}
+            for (norm, seed), points in errors_and_regions.items() for e, err, r in points]
+    return pd.DataFrame(rows)
+
+
+def test_fragmentation_along_training_joins_each_snapshot_to_its_test_accuracy():
+    regions = pd.DataFrame([("d", "a", "batch", 0, e, int(e * 10), "test", "across", t, r)
+                            for e, rs in ((0.0, (1, 3)), (0.5, (4, 6))) for t, r in enumerate(rs)],
+                           columns=results.FRAGMENT_DYNAMICS_COLUMNS)
+    dynamics = pd.DataFrame([("d", "a", "batch", 0, e, int(e * 10), layer, 0, metric, v)
+                             for e, v in ((0.0, 0.1), (0.5, 0.8))
+                             for layer, metric in (("model", "test_accuracy"), ("conv1", "silhouette"))],
+                            columns=results.DYNAMICS_COLUMNS)
+    along = report.fragmentation_along_training(regions, dynamics)
+    assert along.regions.tolist() == [2.0, 5.0] and along.test_accuracy.tolist() == [0.1, 0.8]
+    np.testing.assert_allclose(along.test_error, [0.9, 0.2])
+
+
+def test_fragmentation_tracking_leaves_out_the_initialisation_and_names_the_direction():
+    # after epoch 0 the regions fall with the error in every model; the initialisation would break the order
+    falling = {(n, s): [(0, 0.9, 1), (1, 0.5, 9), (2, 0.3, 7), (3, 0.2, 5)] for n in ("batch", "none") for s in (0, 1)}
+    track = report.fragmentation_tracking(_along(falling))
+    assert (track.rho == 1.0).all() and (track.snapshots == 3).all()
+    assert "**tracks** the test error" in report.describe_fragmentation_dynamics(_along(falling))
+    rising = {k: [(e, err, 10 - r) for e, err, r in v] for k, v in falling.items()}
+    assert "**against**" in report.describe_fragmentation_dynamics(_along(rising))
+    mixed = {("batch", 0): falling[("batch", 0)], ("none", 0): rising[("none", 0)]}
+    assert "**no consistent relation**" in report.describe_fragmentation_dynamics(_along(mixed))
+    short = {k: v[:3] for k, v in falling.items()}  # two points after the initialisation: no correlation
+    assert "Too few snapshots" in report.describe_fragmentation_dynamics(_along(short))

@@ -30,7 +30,9 @@ EXPECTED = {"training": ["dataset", "arch", "norm", "seed", "status", "epoch", "
             "fragmentation": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "source", "kind", "triplet",
                               "regions"],
             "fragmentation_summary": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "metric", "value"],
-            "planes": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "x", "y", "label", "anchor"]}
+            "planes": ["dataset", "arch", "norm", "seed", "layer", "layer_index", "x", "y", "label", "anchor"],
+            "fragmentation_dynamics": ["dataset", "arch", "norm", "seed", "epoch", "step", "source", "kind",
+                                       "triplet", "regions"]}
 
 
 def test_paired_notebooks_hold_exactly_their_source_cells(smoke_run):
@@ -111,6 +113,14 @@ def test_csv_layers_seeds_and_ranges(smoke_run):
     regions = pd.read_csv(smoke_run / "fragmentation.csv")
     assert set(regions.layer) == {"input", "conv3", "fc1"} and (regions.regions >= 1).all()
     assert len(regions) == 4 * 3 * 4 * 2  # models x spaces x triplet kinds x fragment_triplets
+    along = pd.read_csv(smoke_run / "fragmentation_dynamics.csv")
+    dynamics = pd.read_csv(smoke_run / "dynamics.csv")
+    assert set(zip(along.norm, along.seed, along.step)) == set(zip(dynamics.norm, dynamics.seed, dynamics.step))
+    assert len(along) == len(set(zip(along.norm, along.seed, along.step))) * 4 * 2  # x kinds x snapshot triplets
+    # the last snapshot is the final model and its triplets are the final planes' first: the same regions
+    last = along[along.step == along.step.max()].merge(regions[regions.layer == "input"],
+                                                       on=["norm", "seed", "source", "kind", "triplet"])
+    assert len(last) == 4 * 4 * 2 and (last.regions_x == last.regions_y).all()
     planes = pd.read_csv(smoke_run / "planes.csv")
     assert (planes.anchor == 0).sum() == 2 * 2 * 16 * 16 and (planes.anchor > 0).sum() == 2 * 2 * 3
 
