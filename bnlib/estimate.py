@@ -185,7 +185,8 @@ def estimate(params: ExperimentParams, notebooks: list[str] | None = None) -> Es
     untrained, unmeasured, lens = _missing(params)
     no_dynamics = lens["dynamics"]
     n_train, n_test = _sizes(params)
-    steps = math.ceil(n_train / params.batch_size) * params.epochs
+    per_epoch = math.ceil(n_train / params.batch_size)
+    steps = per_epoch * params.epochs
     forward_images = n_test * params.epochs + n_train
     forward_lenses = {"translation": "08_translation", "margins": "09_margins", "fragmentation": "10_fragmentation",
                       "fragment_dynamics": "10_fragmentation"}
@@ -207,7 +208,6 @@ def estimate(params: ExperimentParams, notebooks: list[str] | None = None) -> Es
     if "06_training_dynamics" in notebooks and no_dynamics:
         n = min(params.snapshot_represent or params.n_represent, params.n_represent)
         per_point = DYNAMICS_WORK * 2 * n ** 2 * sum(layer_widths(params).values()) / gemm_rate()
-        per_epoch = math.ceil(n_train / params.batch_size)
         measure_seconds += sum(per_point * max(1, len(c.snapshot_steps(per_epoch))) for c in no_dynamics)
     if "07_decision_trees" in notebooks and lens["trees"]:
         per_model = TREE_SECONDS_PER_MILLION * params.n_represent * code_bits(params) * params.tree_max_depth / 1e6
@@ -227,7 +227,6 @@ def estimate(params: ExperimentParams, notebooks: list[str] | None = None) -> Es
         measure_seconds += sum(FORWARD_SHARE * per_model / params.batch_size * timed[c.norm] for c in unlensed[table])
     per_snapshot = FRAGMENT_SNAPSHOT_WORK * len(TRIPLET_KINDS) * params.fragment_snapshot_triplets \
         * params.fragment_resolution ** 2
-    per_epoch = math.ceil(n_train / params.batch_size)
     measure_seconds += sum(FORWARD_SHARE * per_snapshot * max(1, len(c.snapshot_steps(per_epoch))) / params.batch_size
                            * timed[c.norm] for c in unlensed["fragment_dynamics"])
     fixed = NOTEBOOK_SECONDS * len(notebooks)

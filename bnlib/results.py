@@ -807,24 +807,28 @@ def _plane_classes(model, data: ImageData, triplet, layer: str, params: Experime
     return predict_classes(head, plane, tuple(a.shape), params.capture_batch, device), plane
 
 
+def _triplet_regions(model, triplets: dict, layer: str, params: ExperimentParams, device):
+    """(source, kind, triplet number, class regions) of the plane at `layer` through each triplet of `triplets`
+    ({(source, kind): (images, drawn triplets)})."""
+    from .boundaries import count_regions
+
+    return [(source, kind, t, count_regions(_plane_classes(model, data, triplet, layer, params, device)[0]))
+            for (source, kind), (data, drawn) in triplets.items() for t, triplet in enumerate(drawn)]
+
+
 def fragmentation_table(params: ExperimentParams, models: list[TrainedModel]) -> pd.DataFrame:
     """Per usable model, space (the input, and each of `fragment_layer_list`) and triplet: the class regions of the
     plane through the triplet (bnlib.boundaries), for `fragment_triplets` triplets of each TRIPLET_KINDS."""
-    from .boundaries import INPUT, count_regions
+    from .boundaries import INPUT
 
     triplets = _triplet_images(params)
     hidden = params.hidden_layers()
     spaces = [(INPUT, 0)] + [(layer, hidden.index(layer) + 1) for layer in params.fragment_layer_list()]
 
     def measure_one(trained: TrainedModel, device):
-        cfg, model, rows = trained.config, trained.model.to(device).float().eval(), []
-        for layer, index in spaces:
-            for (source, kind), (data, drawn) in triplets.items():
-                for t, triplet in enumerate(drawn):
-                    classes = _plane_classes(model, data, triplet, layer, params, device)[0]
-                    rows.append((cfg.dataset, cfg.arch, cfg.norm, cfg.seed, layer, index, source, kind, t,
-                                 count_regions(classes)))
-        return rows
+        cfg, model = trained.config, trained.model.to(device).float().eval()
+        return [(cfg.dataset, cfg.arch, cfg.norm, cfg.seed, layer, index, *regions)
+                for layer, index in spaces for regions in _triplet_regions(model, triplets, layer, params, device)]
 
     return _lens_table(params, models, "fragmentation", FRAGMENT_COLUMNS, measure_one)
 
@@ -837,7 +841,7 @@ def fragmentation_dynamics_table(params: ExperimentParams, models: list[TrainedM
     """Per usable model and snapshot (bnlib.results.snapshot_points): the class regions of the input-space plane
     through each of the first `fragment_snapshot_triplets` triplets of every TRIPLET_KINDS, the final models'
     triplets (so the last snapshot repeats their numbers)."""
-    from .boundaries import INPUT, count_regions
+    from .boundaries import INPUT
 
     n = params.fragment_snapshot_triplets
     triplets = {kind: (data, drawn[:n]) for kind, (data, drawn) in _triplet_images(params).items()}
@@ -846,11 +850,8 @@ def fragmentation_dynamics_table(params: ExperimentParams, models: list[TrainedM
         cfg, artifact, rows = trained.config, _artifact(trained, params), []
         for step, epoch in snapshot_points(trained, params):
             model = _snapshot_model(trained, artifact, step, params, device).float()
-            for (source, kind), (data, drawn) in triplets.items():
-                for t, triplet in enumerate(drawn):
-                    classes = _plane_classes(model, data, triplet, INPUT, params, device)[0]
-                    rows.append((cfg.dataset, cfg.arch, cfg.norm, cfg.seed, epoch, step, source, kind, t,
-                                 count_regions(classes)))
+            rows += [(cfg.dataset, cfg.arch, cfg.norm, cfg.seed, epoch, step, *regions)
+                     for regions in _triplet_regions(model, triplets, INPUT, params, device)]
         return rows
 
     return _lens_table(params, models, "fragment_dynamics", FRAGMENT_DYNAMICS_COLUMNS, measure_one)
