@@ -51,8 +51,12 @@ MARGIN_WORK = 40.0
 # Notebook 10: forward-pass equivalents per grid point of a triplet's plane, over the input and the hidden spaces
 # (fitted on quick and mnist: 24-39 s a model for 32 planes of 36 x 36)
 FRAGMENT_WORK = 2.0
-# Notebook 10 along training: forward-pass equivalents per grid point of an input-space plane, per snapshot
-FRAGMENT_SNAPSHOT_WORK = 1.0
+# Notebook 11 (fragmentation along training): forward-pass equivalents per grid point of an input-space plane, per
+# snapshot, loading the snapshot's weights included (fitted on quick, mnist and cifar10-cpu: 23-37 s a model for 6
+# snapshots x 8 planes of 36 x 36 on cnn4, 86-102 s for 11 on VGG-16; 1.3-1.95x the forward cost, 1.5 the middle)
+FRAGMENT_SNAPSHOT_WORK = 1.5
+# The per-model tables (bnlib.results.CACHED_TABLES) of notebooks 06-11, each costed on its own
+LENS_TABLES = ("dynamics", "trees", "translation", "margins", "fragmentation", "fragment_dynamics")
 
 
 @dataclass
@@ -160,13 +164,12 @@ def _sizes(params: ExperimentParams) -> tuple[int, int]:
 
 def _missing(params: ExperimentParams):
     """(configs with no trained model in the cache, configs whose measured tables are not all cached, {table:
-    configs without it cached} for the tables of notebooks 06-10)."""
+    configs without it cached} for the tables of notebooks 06-11)."""
     from .results import cached_table_names, table_key
     from .train import artifact_dir
 
     untrained, unmeasured = [], []
-    lens = {table: [] for table in ("dynamics", "trees", "translation", "margins", "fragmentation",
-                                    "fragment_dynamics")}
+    lens = {table: [] for table in LENS_TABLES}
     for config in params.train_configs():
         folder = artifact_dir(config, params.cache_dir)
         if not (folder / "meta.json").is_file():
@@ -189,7 +192,7 @@ def estimate(params: ExperimentParams, notebooks: list[str] | None = None) -> Es
     steps = per_epoch * params.epochs
     forward_images = n_test * params.epochs + n_train
     forward_lenses = {"translation": "08_translation", "margins": "09_margins", "fragmentation": "10_fragmentation",
-                      "fragment_dynamics": "10_fragmentation"}
+                      "fragment_dynamics": "11_fragmentation_dynamics"}
     unlensed = {table: lens[table] if name in notebooks else [] for table, name in forward_lenses.items()}
     no_translation = unlensed["translation"]
     timed = {norm: step_seconds(params, norm)

@@ -48,6 +48,7 @@ NOTEBOOKS = {
     "08_translation": ("translation", True),
     "09_margins": ("margins", True),
     "10_fragmentation": ("fragmentation", True),
+    "11_fragmentation_dynamics": ("fragmentation_dynamics", True),
 }
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit"}
 _HIDDEN_LAYER_NAMES = {"cnn4": [f"conv{i}" for i in range(1, 5)] + ["fc1"],

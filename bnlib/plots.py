@@ -61,8 +61,8 @@ def layer_metric_plot(df: pd.DataFrame, metric: str, ax=None, kind: str = "bar",
                       markers="o", capsize=0.1,
                       err_kws={"linewidth": 1}, **common)
     ax.set_xlabel("layer")
-    if len(order) > 8:  # VGG-16's 14 layer names overlap when upright
-        ax.tick_params(axis="x", labelrotation=60)
+    if len(order) > 8:  # VGG-16's 14 layer names overlap when upright, and at 60 degrees conv13 runs into fc1
+        ax.tick_params(axis="x", labelrotation=90)
     ax.set_ylabel(axis(metric))
     ax.legend(title=None, frameon=False)
     if title:
@@ -427,16 +427,15 @@ def margins_figure(summary: pd.DataFrame, accuracy: pd.DataFrame, title: str | N
 
 
 def fragmentation_figure(planes: pd.DataFrame, summary: pd.DataFrame, accuracy: pd.DataFrame,
-                         along: pd.DataFrame, title: str | None = None):
+                         title: str | None = None):
     """Fragmentation (notebook 10): (top) the predicted class over the example planes of one BN and one no-BN model,
-    in the input and in a hidden layer, the three images marked; (middle) class regions per space (the input, then
+    in the input and in a hidden layer, the three images marked; (bottom) class regions per space (the input, then
     the hidden layers), mean ± std over seeds, within and across classes; each model's input-space fragmentation
-    against its generalisation gap; (bottom) along training (`along`, bnlib.report.fragmentation_along_training):
-    input-space regions against the epoch, mean ± std over seeds, and against the test error, one line a model."""
+    against its generalisation gap."""
     data = _with_labels(planes)
     shown = list(dict.fromkeys(zip(data.variant, data.layer))) if len(data) else []
-    fig = plt.figure(figsize=(14, 12.5))
-    grid = fig.add_gridspec(3, max(4, len(shown)), height_ratios=[0.8, 1, 1])
+    fig = plt.figure(figsize=(14, 8.5))
+    grid = fig.add_gridspec(2, max(4, len(shown)), height_ratios=[0.8, 1])
     cmap = plt.get_cmap("tab10")
     for j, (variant, layer) in enumerate(shown):
         ax = fig.add_subplot(grid[0, j])
@@ -470,18 +469,21 @@ def fragmentation_figure(planes: pd.DataFrame, summary: pd.DataFrame, accuracy: 
         ax.legend(title=None, frameon=False, fontsize=8)
     _gap_scatter(fig.add_subplot(grid[1, 2:]), summary, accuracy, "fragmentation", layer="input")
     fig.axes[-1].set_title("input-space fragmentation vs generalisation gap")
-    _fragmentation_along_training(fig.add_subplot(grid[2, :2]), fig.add_subplot(grid[2, 2:]), along)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
-def _fragmentation_along_training(by_epoch, by_error, along: pd.DataFrame) -> None:
+def fragmentation_dynamics_figure(along: pd.DataFrame, title: str | None = None):
+    """Fragmentation along training (notebook 11; `along` from bnlib.report.fragmentation_along_training): (left)
+    input-space class regions against the epoch, mean ± std over seeds, the test error dashed on the right axis;
+    (right) regions against the test error, one line a model from its first snapshot (x)."""
+    fig, (by_epoch, by_error) = plt.subplots(1, 2, figsize=(14, 5))
     if along.empty:
         for ax in (by_epoch, by_error):
             _nothing_to_plot(ax, "fragmentation along training")
-        return
+        return fig
     data = _with_labels(along)
     variants = _variants(data)
     sns.lineplot(data=data, x="epoch", y="regions", hue="variant", hue_order=variants, palette=NORM_PALETTE,
@@ -492,10 +494,17 @@ def _fragmentation_along_training(by_epoch, by_error, along: pd.DataFrame) -> No
     error.set(ylabel="test error (dashed)")
     by_epoch.set(xlabel="epoch (0: the initialisation)", ylabel="class regions, input-space plane",
                  title="input-space fragmentation along training, mean ± std over seeds")
-    by_epoch.legend(title=None, frameon=False, fontsize=8, loc="upper left")
+    handles, labels = by_epoch.get_legend_handles_labels()
+    by_epoch.get_legend().remove()
+    # on the twin axes, which is drawn last: a legend on by_epoch would sit under the dashed curves
+    error.legend(handles, labels, title=None, frameon=False, fontsize=8, loc="upper right")
     for (variant, seed), g in data.sort_values("epoch").groupby(["variant", "seed"]):
         by_error.plot(g.test_error, g.regions, "-o", ms=3, lw=0.8, color=NORM_PALETTE.get(variant), alpha=0.8)
         start = g.iloc[0]
         by_error.plot(start.test_error, start.regions, "x", color=NORM_PALETTE.get(variant), ms=6)
     by_error.set(xlabel="test error", ylabel="class regions, input-space plane",
                  title="against the test error, one line a model (x: its first snapshot)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

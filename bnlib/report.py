@@ -25,10 +25,12 @@ ALPHA = 0.05
 CSV_FILES = ("accuracy", "sparsity", "silhouette", "views")
 # The paper's three claims, as every verdict, grid and page names them.
 # 4 is the reviewer's question, not the paper's: does 3 hold when BN is compared at no BN's accuracy?
+# 9 is the fragmentation paper's own observation, asked of BN and no BN alike (notebook 11).
 CLAIMS = {1: "BN's effect on sparsity is small", 2: "The sparsity effect does not explain generalisation",
           3: "BN representations cluster better", 4: "BN representations cluster better at matched accuracy",
           5: "BN's binary codes are more tree-explainable", 6: "BN's layers are more translation-invariant",
-          7: "BN's samples lie farther from the decision boundary", 8: "BN's decision regions are less fragmented"}
+          7: "BN's samples lie farther from the decision boundary", 8: "BN's decision regions are less fragmented",
+          9: "Fragmentation tracks the test error along training"}
 # 5 to 8 are the group's other lenses (notebooks 07 to 10), asked of the same models: the measures each one reads
 # (bnlib.measures), its measured table, and what "better" means in its sentence.
 LENSES = {5: (("tree_fidelity", "tree_depth_to_target", "tree_accuracy"), "tree_summary", "more explainable"),
@@ -436,7 +438,7 @@ def profile_report(profile: str, figures_dir=FIGURES_DIR) -> str:
     cmp = comparisons(df)
     lens_cmp = lens_comparisons(profile, figures_dir)
     parts = [accuracy_table(df), verdicts(df, cmp) + _matched(profile, figures_dir)
-             + _lenses(profile, figures_dir, lens_cmp)]
+             + _lenses(profile, figures_dir, lens_cmp) + _along_training(profile, figures_dir)]
     if len(cmp):
         parts.append(power(cmp))
     grid = grid_markdown(agreement_grid(cmp))
@@ -463,7 +465,8 @@ def profile_claims(profile: str, figures_dir=FIGURES_DIR) -> dict[int, str]:
         df = load(profile, figures_dir)
     except SystemExit:  # a folder with notebooks but no measured CSVs yet: no verdict to show
         return {}
-    return claim_words(verdicts(df, comparisons(df)) + _matched(profile, figures_dir) + _lenses(profile, figures_dir))
+    return claim_words(verdicts(df, comparisons(df)) + _matched(profile, figures_dir) + _lenses(profile, figures_dir)
+                       + _along_training(profile, figures_dir))
 
 
 def _matched(profile: str, figures_dir=FIGURES_DIR) -> str:
@@ -499,10 +502,18 @@ def _lenses(profile: str, figures_dir=FIGURES_DIR, lens_cmp: dict | None = None)
             metrics, table, _ = LENSES[claim]
             df = long_form(read_measured(folder, "accuracy"), read_measured(folder, table))
             out += " " + describe_gap(gap_correlations(df, metrics))
-        if claim == 8 and all((folder / f"{t}.csv").is_file() for t in ("fragmentation_dynamics", "dynamics")):
-            out += " " + describe_fragmentation_dynamics(fragmentation_along_training(
-                read_measured(folder, "fragmentation_dynamics"), read_measured(folder, "dynamics")))
     return out
+
+
+def _along_training(profile: str, figures_dir=FIGURES_DIR) -> str:
+    """Claim 9's sentence (after a newline) when the profile has measured fragmentation along training, else ""."""
+    from .results import read_measured
+
+    folder = Path(figures_dir) / profile
+    if not all((folder / f"{t}.csv").is_file() for t in ("fragmentation_dynamics", "dynamics")):
+        return ""
+    return "\n" + describe_fragmentation_dynamics(fragmentation_along_training(
+        read_measured(folder, "fragmentation_dynamics"), read_measured(folder, "dynamics")))
 
 
 ABLATION_CLAIM_METRICS = {1: ("channel_sparsity", "element_sparsity"), 3: ("silhouette", "silhouette_pooled")}
@@ -754,12 +765,14 @@ def fragmentation_tracking(along: pd.DataFrame) -> pd.DataFrame:
 
 
 def describe_fragmentation_dynamics(along: pd.DataFrame) -> str:
-    """Fragmentation along training, input space: regions at the initialisation and at the end per variant, and
-    whether a model's regions track its test error over its snapshots (the fragmentation paper's observation):
-    **tracks** when rho > 0 in every model of both variants, **against** when rho < 0 in all, else **no consistent
-    relation**."""
+    """Claim 9: does a model's fragmentation track its test error along training (the fragmentation paper's
+    observation)? Input-space planes; class regions at the initialisation and at the end per variant, and Spearman's
+    rho per model over its snapshots after the initialisation: **supported** when rho > 0 in every model of both
+    variants, **the opposite** when rho < 0 in every one, else **mixed**. A sign test over models, not a p value: a
+    model has only its snapshots (5 to 10 here) to correlate."""
+    head = f"9. *{CLAIMS[9]}*"
     if along.empty:
-        return "Along training: no usable model."
+        return f"{head}: **no verdict** (no usable model)."
     names = {"batch": "BN", "none": "no BN"}
     per_model = along.groupby(["norm", "seed"])
     planes_at = {"the initialisation": along[along.epoch == 0],
@@ -770,19 +783,15 @@ def describe_fragmentation_dynamics(along: pd.DataFrame) -> str:
             said.append(f"at {when} " + ", ".join(f"{names.get(n, n)} {g.regions.mean():.2f} ± {g.regions.std():.2f}"
                                                    for n, g in rows.groupby("norm")))
     track = fragmentation_tracking(along)
-    head = (f"Along training (input-space planes, {per_model.ngroups} models, {int(per_model.size().max())} points "
-            f"a model)")
+    where = (f"Input-space planes, {per_model.ngroups} models, {int(per_model.size().max())} points a model; class "
+             f"regions (mean ± std over seeds) {'; '.join(said)}.")
     if track.empty or not np.isfinite(track.rho).any():
-        return f"{head}: class regions {'; '.join(said)}. Too few snapshots after the initialisation to correlate."
+        return f"{head}: **no verdict**: too few snapshots after the initialisation to correlate. {where}"
     rho = track.dropna(subset=["rho"])
-    if (rho.rho > 0).all():
-        verdict = "**tracks** the test error"
-    elif (rho.rho < 0).all():
-        verdict = "moves **against** the test error"
-    else:
-        verdict = "shows **no consistent relation** to the test error"
+    verdict = ("**supported**" if (rho.rho > 0).all() else "**the opposite**" if (rho.rho < 0).all()
+               else "**mixed**")
     per_norm = "; ".join(f"{names.get(n, n)} median {g.rho.median():+.2f} ({g.rho.min():+.2f} to {g.rho.max():+.2f})"
                          for n, g in rho.groupby("norm"))
-    return (f"{head}: class regions {'; '.join(said)} (mean ± std over seeds). Fragmentation {verdict} along "
-            f"training: Spearman's rho between a model's regions and its test error over its snapshots after the "
-            f"initialisation, {per_norm}; {int((rho.rho > 0).sum())} of {len(rho)} models positive.")
+    return (f"{head}: {verdict}. Spearman's rho between a model's class regions and its test error over its "
+            f"snapshots after the initialisation: {per_norm}; {int((rho.rho > 0).sum())} of {len(rho)} models "
+            f"positive. {where}")

@@ -20,11 +20,6 @@
 # **Triplets.** `fragment_triplets` of each kind, fixed for every model: three images of one class
 # (within) or of three classes (across), from the measured training images and from test images.
 #
-# **Along training.** At every snapshot of each model (the `snapshots` key; the end only without it), the
-# input-space planes through the first `fragment_snapshot_triplets` triplets of each kind, against the test
-# accuracy notebook 06 measured there. The fragmentation paper reports that fragmentation tracks the validation
-# error during training: does it, for BN and for no BN?
-#
 # **Statistics.** Per space, the mean regions over triplets, BN vs no BN: Welch's t over seeds,
 # Hedges' g with a bootstrap 95% interval, Holm's correction over each measure's spaces; and each
 # measure's per-model mean against the generalisation gap. The verdict is printed by
@@ -37,14 +32,13 @@ profile = "quick"  # a params/<profile>.yaml; override any of its keys below or 
 from bnlib import params, plots, report, results
 
 P = params.from_notebook(globals())
-accuracy, regions, summary, planes, snapshot_regions, dynamics = results.measured(
-    P, "accuracy", "fragmentation", "fragmentation_summary", "planes", "fragmentation_dynamics", "dynamics")
-along = report.fragmentation_along_training(snapshot_regions, dynamics)  # per model and snapshot
+accuracy, regions, summary, planes = results.measured(P, "accuracy", "fragmentation", "fragmentation_summary",
+                                                      "planes")  # their .csv files
 print(report.describe_exclusions(accuracy))  # left out of every statistic below
 print(report.describe_fragmentation(regions))
 
 # %%
-fig = plots.fragmentation_figure(planes, summary, accuracy, along, title=f"Fragmentation · {P.arch} on "
+fig = plots.fragmentation_figure(planes, summary, accuracy, title=f"Fragmentation · {P.arch} on "
                                  f"{report.dataset_title(P)}")
 plots.save_figure(fig, regions, P.figures_dir(), "fragmentation")
 
@@ -62,11 +56,3 @@ comparison[report.SHOWN].round(4)
 
 # %%
 gap.round(4)
-
-# %% [markdown]
-# ## Along training
-# Does a model's fragmentation rise and fall with its test error over its snapshots?
-
-# %%
-print(report.describe_fragmentation_dynamics(along))
-report.fragmentation_tracking(along).round(3)

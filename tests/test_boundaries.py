@@ -169,15 +169,20 @@ def test_fragmentation_along_training_joins_each_snapshot_to_its_test_accuracy()
     np.testing.assert_allclose(along.test_error, [0.9, 0.2])
 
 
-def test_fragmentation_tracking_leaves_out_the_initialisation_and_names_the_direction():
+def test_claim_9_leaves_out_the_initialisation_and_names_the_direction():
     # after epoch 0 the regions fall with the error in every model; the initialisation would break the order
     falling = {(n, s): [(0, 0.9, 1), (1, 0.5, 9), (2, 0.3, 7), (3, 0.2, 5)] for n in ("batch", "none") for s in (0, 1)}
     track = report.fragmentation_tracking(_along(falling))
     assert (track.rho == 1.0).all() and (track.snapshots == 3).all()
-    assert "**tracks** the test error" in report.describe_fragmentation_dynamics(_along(falling))
+
+    def words(points):
+        return report.claim_words(report.describe_fragmentation_dynamics(_along(points)))
+
+    assert words(falling) == {9: "supported"}
     rising = {k: [(e, err, 10 - r) for e, err, r in v] for k, v in falling.items()}
-    assert "**against**" in report.describe_fragmentation_dynamics(_along(rising))
+    assert words(rising) == {9: "the opposite"}
     mixed = {("batch", 0): falling[("batch", 0)], ("none", 0): rising[("none", 0)]}
-    assert "**no consistent relation**" in report.describe_fragmentation_dynamics(_along(mixed))
+    assert words(mixed) == {9: "mixed"}
     short = {k: v[:3] for k, v in falling.items()}  # two points after the initialisation: no correlation
-    assert "Too few snapshots" in report.describe_fragmentation_dynamics(_along(short))
+    assert words(short) == {9: "no verdict"}
+    assert "too few snapshots" in report.describe_fragmentation_dynamics(_along(short))

@@ -126,8 +126,7 @@ def test_the_estimate_counts_only_what_is_not_cached(monkeypatch):
     steps = -(-P.train_subset // P.batch_size) * P.epochs
     assert est.models_to_train == len(P.train_configs()) and est.train_seconds > 0.01 * steps * len(P.train_configs())
     assert "expected: about" in est.describe() and "float32" in est.describe()
-    monkeypatch.setattr(estimate, "_missing", lambda P: ([], [], {"dynamics": [], "trees": [], "translation": [],
-                                                                "margins": [], "fragmentation": []}))
+    monkeypatch.setattr(estimate, "_missing", lambda P: ([], [], {table: [] for table in estimate.LENS_TABLES}))
     cached = estimate.estimate(P)
     assert cached.train_seconds == 0 and cached.measure_seconds == 0 and cached.total == cached.fixed_seconds
 
