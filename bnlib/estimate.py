@@ -55,8 +55,11 @@ FRAGMENT_WORK = 2.0
 # snapshot, loading the snapshot's weights included (fitted on quick, mnist and cifar10-cpu: 23-37 s a model for 6
 # snapshots x 8 planes of 36 x 36 on cnn4, 86-102 s for 11 on VGG-16; 1.3-1.95x the forward cost, 1.5 the middle)
 FRAGMENT_SNAPSHOT_WORK = 1.5
-# The per-model tables (bnlib.results.CACHED_TABLES) of notebooks 06-11, each costed on its own
-LENS_TABLES = ("dynamics", "trees", "translation", "margins", "fragmentation", "fragment_dynamics")
+# The per-model tables (bnlib.results.CACHED_TABLES) of notebooks 06-11, each costed on its own, and the notebook
+# (a key of params.NOTEBOOKS) that measures it: a table counts only when its notebook is to run
+LENS_TABLES = {"dynamics": "06_training_dynamics", "trees": "07_decision_trees", "translation": "08_translation",
+               "margins": "09_margins", "fragmentation": "10_fragmentation",
+               "fragment_dynamics": "11_fragmentation_dynamics"}
 
 
 @dataclass
@@ -185,18 +188,16 @@ def _missing(params: ExperimentParams):
 def estimate(params: ExperimentParams, notebooks: list[str] | None = None) -> Estimate:
     """The expected wall time of running `notebooks` (default: the profile's) on this machine, now."""
     notebooks = notebooks or params.notebook_list()
-    untrained, unmeasured, lens = _missing(params)
-    no_dynamics = lens["dynamics"]
+    untrained, unmeasured, missing = _missing(params)
+    # {table: the configs without it cached}, empty for a table whose notebook is not to run
+    lens = {table: configs if LENS_TABLES[table] in notebooks else [] for table, configs in missing.items()}
     n_train, n_test = _sizes(params)
     per_epoch = math.ceil(n_train / params.batch_size)
     steps = per_epoch * params.epochs
     forward_images = n_test * params.epochs + n_train
-    forward_lenses = {"translation": "08_translation", "margins": "09_margins", "fragmentation": "10_fragmentation",
-                      "fragment_dynamics": "11_fragmentation_dynamics"}
-    unlensed = {table: lens[table] if name in notebooks else [] for table, name in forward_lenses.items()}
-    no_translation = unlensed["translation"]
+    forward_lenses = ("translation", "margins", "fragmentation", "fragment_dynamics")  # costed in forward passes
     timed = {norm: step_seconds(params, norm)
-             for norm in sorted({c.norm for c in untrained + unmeasured + sum(unlensed.values(), [])})}
+             for norm in sorted({c.norm for c in untrained + unmeasured + sum((lens[t] for t in forward_lenses), [])})}
     train_seconds = sum(timed[c.norm] * (steps + FORWARD_SHARE * forward_images / params.batch_size)
                         for c in untrained)
     measure_seconds = 0.0
@@ -208,18 +209,18 @@ def estimate(params: ExperimentParams, notebooks: list[str] | None = None) -> Es
         captured = (params.n_represent + params.probe_test_samples) * len(widths) / 2
         measure_seconds = sum(per_model + FORWARD_SHARE * captured / params.batch_size * timed[c.norm]
                               for c in unmeasured)
-    if "06_training_dynamics" in notebooks and no_dynamics:
+    if lens["dynamics"]:
         n = min(params.snapshot_represent or params.n_represent, params.n_represent)
         per_point = DYNAMICS_WORK * 2 * n ** 2 * sum(layer_widths(params).values()) / gemm_rate()
-        measure_seconds += sum(per_point * max(1, len(c.snapshot_steps(per_epoch))) for c in no_dynamics)
-    if "07_decision_trees" in notebooks and lens["trees"]:
+        measure_seconds += sum(per_point * max(1, len(c.snapshot_steps(per_epoch))) for c in lens["dynamics"])
+    if lens["trees"]:
         per_model = TREE_SECONDS_PER_MILLION * params.n_represent * code_bits(params) * params.tree_max_depth / 1e6
         measure_seconds += per_model * len(lens["trees"])
-    if no_translation:
+    if lens["translation"]:
         side = 2 * (params.shift_radius() // params.shift_step) + 1
         forwards = params.shift_images * (side * side + 1)
         measure_seconds += sum(TRANSLATION_WORK * FORWARD_SHARE * forwards / params.batch_size * timed[c.norm]
-                               for c in no_translation)
+                               for c in lens["translation"])
     from .data import num_classes
     from .results import TRIPLET_KINDS
 
@@ -227,11 +228,11 @@ def estimate(params: ExperimentParams, notebooks: list[str] | None = None) -> Es
                 "fragmentation": FRAGMENT_WORK * len(TRIPLET_KINDS) * params.fragment_triplets
                 * params.fragment_resolution ** 2}
     for table, per_model in forwards.items():
-        measure_seconds += sum(FORWARD_SHARE * per_model / params.batch_size * timed[c.norm] for c in unlensed[table])
+        measure_seconds += sum(FORWARD_SHARE * per_model / params.batch_size * timed[c.norm] for c in lens[table])
     per_snapshot = FRAGMENT_SNAPSHOT_WORK * len(TRIPLET_KINDS) * params.fragment_snapshot_triplets \
         * params.fragment_resolution ** 2
     measure_seconds += sum(FORWARD_SHARE * per_snapshot * max(1, len(c.snapshot_steps(per_epoch))) / params.batch_size
-                           * timed[c.norm] for c in unlensed["fragment_dynamics"])
+                           * timed[c.norm] for c in lens["fragment_dynamics"])
     fixed = NOTEBOOK_SECONDS * len(notebooks)
     if "03_umap" in notebooks and unmeasured:
         fixed += UMAP_SECONDS_PER_1000_POINTS * params.umap_samples / 1000 * len(params.umap_layers) * len(params.norms)

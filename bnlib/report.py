@@ -437,8 +437,7 @@ def profile_report(profile: str, figures_dir=FIGURES_DIR) -> str:
     df = load(profile, figures_dir)
     cmp = comparisons(df)
     lens_cmp = lens_comparisons(profile, figures_dir)
-    parts = [accuracy_table(df), verdicts(df, cmp) + _matched(profile, figures_dir)
-             + _lenses(profile, figures_dir, lens_cmp) + _along_training(profile, figures_dir)]
+    parts = [accuracy_table(df), claim_sentences(profile, df, cmp, lens_cmp, figures_dir)]
     if len(cmp):
         parts.append(power(cmp))
     grid = grid_markdown(agreement_grid(cmp))
@@ -465,8 +464,16 @@ def profile_claims(profile: str, figures_dir=FIGURES_DIR) -> dict[int, str]:
         df = load(profile, figures_dir)
     except SystemExit:  # a folder with notebooks but no measured CSVs yet: no verdict to show
         return {}
-    return claim_words(verdicts(df, comparisons(df)) + _matched(profile, figures_dir) + _lenses(profile, figures_dir)
-                       + _along_training(profile, figures_dir))
+    return claim_words(claim_sentences(profile, df, comparisons(df), figures_dir=figures_dir))
+
+
+def claim_sentences(profile: str, df: pd.DataFrame, cmp: pd.DataFrame, lens_cmp: dict | None = None,
+                    figures_dir=FIGURES_DIR) -> str:
+    """Every numbered claim's sentence of a profile, one a line: claims 1-3 from its measures (`df`, `cmp`), then
+    those of the notebooks it has measured (matched accuracy, the lenses, fragmentation along training). The one
+    chain behind both the Results block and the claims grid, so the two cannot disagree."""
+    return (verdicts(df, cmp) + _matched(profile, figures_dir) + _lenses(profile, figures_dir, lens_cmp)
+            + _along_training(profile, figures_dir))
 
 
 def _matched(profile: str, figures_dir=FIGURES_DIR) -> str:

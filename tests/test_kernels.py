@@ -131,6 +131,22 @@ def test_the_estimate_counts_only_what_is_not_cached(monkeypatch):
     assert cached.train_seconds == 0 and cached.measure_seconds == 0 and cached.total == cached.fixed_seconds
 
 
+def test_a_lens_table_is_costed_only_when_its_notebook_runs(monkeypatch):
+    from bnlib.results import CACHED_TABLES
+
+    assert set(estimate.LENS_TABLES) <= set(CACHED_TABLES)
+    assert set(estimate.LENS_TABLES.values()) <= set(params.NOTEBOOKS)
+    monkeypatch.setattr(estimate, "step_seconds", lambda P, norm: 0.01)
+    monkeypatch.setattr(estimate, "gemm_rate", lambda: 1e10)
+    P = params.resolve("smoke")
+    for table, notebook in estimate.LENS_TABLES.items():
+        only = {t: (P.train_configs() if t == table else []) for t in estimate.LENS_TABLES}
+        monkeypatch.setattr(estimate, "_missing", lambda P, only=only: ([], [], only))
+        assert estimate.estimate(P, [notebook]).measure_seconds > 0, table
+        others = [n for n in params.NOTEBOOKS if n != notebook]
+        assert estimate.estimate(P, others).measure_seconds == 0, table
+
+
 @pytest.mark.parametrize("seconds, text", [(42, "42 s"), (600, "10 min"), (6000, "1 h 40 min")])
 def test_durations_read_as_a_person_would(seconds, text):
     assert estimate.format_duration(seconds) == text
