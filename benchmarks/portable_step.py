@@ -4,8 +4,9 @@
 
 - default: oneDNN convolutions (what a sequential run uses);
 - portable, ATen: the `cpu_portable` path (oneDNN off, PORTABLE_ENV), as bnlib.train runs it;
-- portable, one GEMM: each convolution as a single whole-batch im2col GEMM (MKL AVX2, strict CNR mode, so also
-  bit-identical for any thread count), the obvious way to hand MKL bigger products than ATen's per-sample ones.
+- portable, one GEMM: each convolution as a single whole-batch im2col GEMM (MKL AVX2 in strict CNR mode, whose
+  products do not depend on the thread count), the obvious way to hand MKL bigger products than ATen's per-sample
+  ones. Timed only: its bits are not checked here.
 
 Each setting runs in a fresh process (MKL and ATen read their environment once); milliseconds per step, mean of
 `--steps` after 3 warm-up steps. A Ray task of `ray_cpus: 1` trains at the 1-thread speed of its numerics.
