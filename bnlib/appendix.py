@@ -150,8 +150,11 @@ def build(out: Path = OUT, figures_dir: Path = FIGURES_DIR, only: list[str] | No
 
 
 def main(argv=None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    out = Path(args[0]) if args else OUT
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m bnlib.appendix", description=__doc__.splitlines()[0])
+    ap.add_argument("out", nargs="?", type=Path, default=OUT, help=f"folder to write (default: {OUT.name}/)")
+    out = ap.parse_args(argv).out
     index = build(out)
     n = sum(1 for _ in out.rglob("*.html")) - 1
     print(f"wrote {index} and {n} notebook pages; open it in a browser")

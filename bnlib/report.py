@@ -685,19 +685,6 @@ def replace_block(text: str, tag: str, content: str) -> str:
     return f"{head}{start}\n{content}\n{end}{tail}"
 
 
-def main(argv=None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if not args:
-        print(__doc__)
-        return 2
-    print(profile_report(args[0]))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def describe_trees(trees: pd.DataFrame, params) -> str:
     """What the trees of notebook 07 were asked, and how many model-layers never reached the target fidelity."""
     depth = trees[trees.metric == "tree_depth_to_target"]
@@ -802,3 +789,23 @@ def describe_fragmentation_dynamics(along: pd.DataFrame) -> str:
     return (f"{head}: {verdict}. Spearman's rho between a model's class regions and its test error over its "
             f"snapshots after the initialisation: {per_norm}; {int((rho.rho > 0).sum())} of {len(rho)} models "
             f"positive. {where}")
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bnlib.report", description=__doc__.splitlines()[0])
+    parser.add_argument("profile", help="a folder of figures/ (quick, mnist, cifar10-cpu, ablation, ...)")
+    args = parser.parse_args(argv)
+    if not (FIGURES_DIR / args.profile).is_dir():
+        found = ", ".join(sorted(p.name for p in FIGURES_DIR.iterdir() if p.is_dir()))
+        parser.error(f"no figures/{args.profile}/ folder; committed profiles: {found}")
+    if (FIGURES_DIR / args.profile / "ablation_shared.csv").is_file():
+        print(ablation(args.profile))
+    else:
+        print(profile_report(args.profile))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
