@@ -57,9 +57,9 @@ def layer_metric_plot(df: pd.DataFrame, metric: str, ax=None, kind: str = "bar",
     if kind == "bar":
         sns.barplot(capsize=0.15, err_kws={"linewidth": 1}, **common)
     else:
-        sns.pointplot(dodge=min(0.3, 0.15 * len(hue_order)) if len(hue_order) <= 2 else 0.45, linestyles="-",
-                      markers="o", capsize=0.1,
-                      err_kws={"linewidth": 1}, **common)
+        # seaborn divides the dodge by (variants - 1): one usable variant (the other excluded) gets none
+        dodge = False if len(hue_order) == 1 else min(0.3, 0.15 * len(hue_order)) if len(hue_order) == 2 else 0.45
+        sns.pointplot(dodge=dodge, linestyles="-", markers="o", capsize=0.1, err_kws={"linewidth": 1}, **common)
     ax.set_xlabel("layer")
     if len(order) > 8:  # VGG-16's 14 layer names overlap when upright, and at 60 degrees conv13 runs into fc1
         ax.tick_params(axis="x", labelrotation=90)

@@ -118,6 +118,20 @@ def test_usable_drops_every_row_of_an_excluded_model():
     assert stats.usable(df).empty
 
 
+@pytest.mark.parametrize("kind", ["point", "bar"])
+def test_a_figure_with_one_variant_left_draws_it(kind):
+    """Every no-BN run excluded (as a too-short no-BN run on MNIST is): the BN series is drawn alone. Seaborn's
+    dodge divided by (variants - 1) and stopped notebook 02 with a ZeroDivisionError."""
+    import matplotlib.pyplot as plt
+
+    from bnlib import plots
+    rows = [dict(norm="batch", seed=s, layer=layer, layer_index=i, metric="silhouette", value=0.1 * i + 0.01 * s)
+            for s in (0, 1) for i, layer in enumerate(["conv1", "fc1"], start=1)]
+    ax = plots.layer_metric_plot(pd.DataFrame(rows), "silhouette", kind=kind)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["BN"]
+    plt.close("all")
+
+
 # ------------------------------------------------------------------ 3-4. damaged result files are rebuilt
 @pytest.fixture
 def measured(tmp_path):
