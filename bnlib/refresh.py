@@ -10,13 +10,20 @@ and the README's generated blocks (claims grid, quickstart numbers).
 
 `--check` renders into a temporary folder instead and lists every committed
 file that differs from what the current code makes, or that no code makes any
-more; it exits 1 if there is one. `make test` runs it.
+more; it exits 1 if there is one. `--check quick` renders quick only and checks
+every other committed profile by its stamp: each render writes
+figures/<profile>/RENDERED.json, the digest of the code that rendered it
+(bnlib, notebooks, params, the lock) and of the CSVs it read. A stamp that does
+not match the current code or CSVs is stale, as are a profile page or README
+block that differ from what the CSVs make. `make test` runs `--check quick`.
 """
 
 from __future__ import annotations
 
 import argparse
 import filecmp
+import hashlib
+import json
 import shlex
 import shutil
 import sys
@@ -34,6 +41,39 @@ NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 README = REPO_ROOT / "README.md"
 INPUTS = (*MEASURED_TABLES, "training_time")  # the measured CSVs: read, never re-made here
 WORKERS = 2  # one notebook kernel per core of the 2-core reference machine
+STAMP = "RENDERED.json"
+# What a render depends on besides the CSVs: any change here can change a committed file, so it re-stamps them all
+RENDERING_CODE = ("bnlib/*.py", "bnlib/*.json", "notebooks/*.py", "notebooks/jupytext.toml", "params/*.yaml",
+                  "requirements-lock.txt")
+
+
+def code_digest() -> str:
+    """sha256 over every file of RENDERING_CODE (path and bytes), in path order."""
+    h = hashlib.sha256()
+    for path in sorted({p for pattern in RENDERING_CODE for p in REPO_ROOT.glob(pattern)}):
+        h.update(f"{path.relative_to(REPO_ROOT)}\0".encode() + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def stamp(folder: Path) -> dict:
+    """What rendered this folder: the code's digest and each measured CSV's sha256."""
+    inputs = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.csv"))
+              if p.stem in INPUTS}
+    return {"code": code_digest(), "inputs": inputs}
+
+
+def stamp_problems(name: str, figures_dir: Path = FIGURES_DIR) -> list[str]:
+    """Why figures/<name>/ may not be what the current code makes from its CSVs, by its stamp; [] if it is."""
+    path = Path(figures_dir) / name / STAMP
+    if not path.is_file():
+        return [f"figures/{name}/{STAMP}: missing (run `make refresh`)"]
+    recorded, now = json.loads(path.read_text()), stamp(Path(figures_dir) / name)
+    problems = [] if recorded["code"] == now["code"] else \
+        [f"figures/{name}: rendered by other code than the current bnlib, notebooks, params or lock"]
+    for csv in sorted(set(recorded["inputs"]) | set(now["inputs"])):
+        if recorded["inputs"].get(csv) != now["inputs"].get(csv):
+            problems.append(f"figures/{name}/{csv}: changed since the profile was rendered")
+    return problems
 
 
 def committed_profiles(figures_dir: Path = FIGURES_DIR) -> list[str]:
@@ -78,10 +118,10 @@ def _render_notebook(job: tuple[str, str, dict, str, str | None]) -> str:
     return name
 
 
-def render(profiles: list[str], root: Path, log=print, source: Path = FIGURES_DIR) -> None:
+def render(profiles: list[str], root: Path, log=print, source: Path = FIGURES_DIR, notebooks=None) -> None:
     """Re-make every output of `profiles` under `root` (root/figures/<profile>/, root/notebooks/, root/README.md)
     from the measured CSVs in `source`/<profile>/. With root = the checkout, this rewrites the committed files in
-    place."""
+    place. `notebooks` (names like "01_sparsity") renders only those, and writes no stamp."""
 
     from .runner import _source_notebook, is_own_run
     from .params import resolve
@@ -97,6 +137,8 @@ def render(profiles: list[str], root: Path, log=print, source: Path = FIGURES_DI
         profile, overrides = made_by(src)
         commands[name] = command_of(name, profile, overrides)
         for nb in _notebooks(src):
+            if notebooks is not None and nb.stem not in notebooks:
+                continue
             own = is_own_run(_source_notebook(nb.stem), resolve(profile, **overrides), overrides)
             pair = str(root / "notebooks" / nb.name) if own else None
             jobs.append((nb.stem, profile, overrides, str(dst), pair))
@@ -107,6 +149,9 @@ def render(profiles: list[str], root: Path, log=print, source: Path = FIGURES_DI
     for name in profiles:
         page = report.profile_page(name, commands[name], root / "figures")
         atomic_write_text(root / "figures" / name / "README.md", page)
+        if notebooks is None:
+            atomic_write_text(root / "figures" / name / STAMP,
+                              json.dumps(stamp(root / "figures" / name), indent=1, sort_keys=True) + "\n")
     if Path(source) == FIGURES_DIR and set(profiles) == set(committed_profiles()):  # its grid needs every profile
         atomic_write_text(root / "README.md", readme_text(README.read_text(), root / "figures"))
 
@@ -141,6 +186,19 @@ def stale(profiles: list[str], root: Path, committed_dir: Path = FIGURES_DIR) ->
     return out
 
 
+def unrendered_problems(others: list[str]) -> list[str]:
+    """The committed profiles `--check` did not render, checked cheaply: each stamp, each results page (made from
+    the CSVs alone), and the README's generated blocks."""
+    found = [problem for name in others for problem in stamp_problems(name)]
+    for name in others:
+        page = report.profile_page(name, command_of(name, *made_by(FIGURES_DIR / name)), FIGURES_DIR)
+        if page != (FIGURES_DIR / name / "README.md").read_text():
+            found.append(f"figures/{name}/README.md: differs from what the current code makes from its CSVs")
+    if others and readme_text(README.read_text()) != README.read_text():
+        found.append("README.md: a generated block differs from what the current code makes")
+    return found
+
+
 def _first_difference(committed: Path, made: Path) -> str:
     """For a text file: the first line that differs, so a stale file says what moved."""
     if committed.suffix not in (".ipynb", ".csv", ".md", ".svg"):
@@ -167,9 +225,11 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bnlib-refresh-") as tmp:
         render(profiles, Path(tmp))
         found = stale(profiles, Path(tmp))
+    found += unrendered_problems([p for p in committed_profiles() if p not in profiles])
     for line in found:
         print(f"stale: {line}")
-    print(f"refresh --check: {len(found)} stale file(s) in {len(profiles)} profile(s), "
+    print(f"refresh --check: {len(found)} stale file(s); {len(profiles)} profile(s) rendered, the others checked by "
+          f"their stamps, pages and README blocks, "
           f"{time.perf_counter() - t0:.0f}s" + ("; run `make refresh` and commit" if found else ""))
     return 1 if found else 0
 
