@@ -75,9 +75,13 @@ report: env
 check: env
 	$(BIN)/python -m bnlib.check $(PROFILE)
 
+# Two pytest-xdist workers (one per core of the 2-core reference machine); the tests that compare timings run
+# alone afterwards. TEST_WORKERS=1 runs the parallel part in one process.
+TEST_WORKERS ?= 2
 test: env ray-env
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not serial"
+	$(BIN)/python -m pytest -q -m serial
 
 lab: env
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)

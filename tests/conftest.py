@@ -11,6 +11,14 @@ from bnlib.paths import REPO_ROOT
 SHARED_DATA = (REPO_ROOT.parent / "shared" / "data").resolve()
 
 
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (`make test`: `--dist loadgroup`), every test of the shared smoke grid runs on one worker,
+    which builds the grid and then uses it, while the other worker runs the rest instead of waiting on the lock."""
+    for item in items:
+        if {"smoke_run", "smoke_cache"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("smoke_run"))
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
     """Every test gets its own artifact cache; nothing touches the user's."""
@@ -27,16 +35,31 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory):
-    """Every notebook on the smoke profile, through the runner's pairing path (default profile = smoke)."""
-    nbdir = tmp_path_factory.mktemp("notebooks")
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """`build(folder)` once per test session, shared by every pytest-xdist worker: the first to ask builds it under a
+    file lock, the others wait and reuse it. A build that failed half-way is started again, not reused."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker has its own basetemp under the run's common one
+        root = root.parent
+    folder, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
+def _smoke_run(folder: Path) -> None:
+    nbdir, cache, out = (folder / sub for sub in ("notebooks", "cache", "figures"))
+    nbdir.mkdir()
     for src in runner.NOTEBOOK_DIR.glob("*.py"):  # each notebook's own profile becomes smoke
         text = re.sub(r'^profile = "[a-z0-9-]+"', 'profile = "smoke"', src.read_text(), flags=re.M)
         (nbdir / src.name).write_text(text)
     shutil.copy(runner.NOTEBOOK_DIR / "jupytext.toml", nbdir / "jupytext.toml")
-    cache = tmp_path_factory.mktemp("cache")
-    out = tmp_path_factory.mktemp("figures")
     mp = pytest.MonkeyPatch()
     mp.setattr(runner, "NOTEBOOK_DIR", nbdir)
     try:
@@ -44,4 +67,20 @@ def smoke_run(tmp_path_factory):
             runner.run_notebook(name, "smoke", {"cache_dir": str(cache), "output_dir": str(out)}, log=lambda s: None)
     finally:
         mp.undo()
-    return out, nbdir, cache
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """The suite's one trained grid: every notebook on the smoke profile (2 seeds x {BN, no BN} of cnn4), through
+    the runner's pairing path, made once for the whole session. Returns (figures, notebooks, cache), to read only:
+    a test that changes the cache takes `smoke_cache` (a copy) instead."""
+    folder = built_once(tmp_path_factory, "smoke-run", _smoke_run)
+    return folder / "figures", folder / "notebooks", folder / "cache"
+
+
+@pytest.fixture
+def smoke_cache(smoke_run, tmp_path) -> Path:
+    """A private copy of the smoke run's cache (every model and measured table of the smoke profile), to change."""
+    copy = tmp_path / "smoke-cache"
+    shutil.copytree(smoke_run[2], copy)
+    return copy

@@ -92,16 +92,22 @@ def test_own_data_runs_every_notebook(kind, tmp_path):
                 "classes": list(CLASSES)}
     out = tmp_path / "figures"
     overrides = {"dataset": spec, **SMALL, "cache_dir": str(tmp_path / "cache"), "output_dir": str(out)}
-    for name in resolve("smoke").notebook_list():  # every notebook a profile runs by default
+    # The folder runs every notebook a profile runs by default. The npz differs from it only in how the files are
+    # read and converted (RGB 32x32 to gray 28x28, class names given): the notebooks that train, measure and embed
+    # (00, 01, 03) show that it arrives intact; the rest is the folder's code on the same tensors.
+    names = resolve("smoke").notebook_list()
+    for name in names if kind == "folder" else ["00_models", "01_sparsity", "03_umap"]:
         runner.run_notebook(name, "smoke", overrides, log=lambda s: None)
     import pandas as pd
 
     acc = pd.read_csv(out / "accuracy.csv")
-    assert (acc[acc.metric == "excluded"].value == 0).all()  # every run learned the toy classes: none excluded
+    # Every run learns the toy classes (a bright block at one of 4 places): none excluded, each far above chance
+    # (0.25). Margin (benchmarks/test_margins.py): every run at 1.000 natively and under the AVX2 cap
+    assert (acc[acc.metric == "excluded"].value == 0).all()
     assert acc[acc.metric == "test_accuracy"].value.min() > 0.5
     assert {"conv1", "fc1"} <= set(pd.read_csv(out / "sparsity.csv").layer)
     assert set(pd.read_csv(out / "umap.csv")["class"]) == set(CLASSES)
-    for fig in ("training", "sparsity", "silhouette", "umap", "views"):
+    for fig in ("training", "sparsity", "silhouette", "umap", "views") if kind == "folder" else ("training", "umap"):
         assert (out / f"{fig}.png").is_file()
 
 

@@ -34,9 +34,18 @@ def smoke(cache, **kw):
 
 
 # ------------------------------------------------------------------ 1. a blown-up run is not a normal run
+BLOWN_UP = {"lr": {"batch": 10.0, "none": 10.0}}  # every run of the smoke grid diverges at lr 10
+
+
 @pytest.fixture(scope="module")
 def blown_up(tmp_path_factory):
-    p = resolve("smoke", cache_dir=str(tmp_path_factory.mktemp("cache")), lr={"batch": 10.0, "none": 10.0}, **QUIET)
+    """The smoke grid at lr 10, trained once for the session (its cache is shared with the notebooks test)."""
+    from conftest import built_once
+
+    cache = built_once(tmp_path_factory, "blown-up-cache",
+                       lambda folder: results.train_all(resolve("smoke", cache_dir=str(folder), **BLOWN_UP, **QUIET),
+                                                        log=lambda s: None))
+    p = resolve("smoke", cache_dir=str(cache), **BLOWN_UP, **QUIET)
     models = results.train_all(p, log=lambda s: None)
     return p, models, results.experiment_results(p, models, log=lambda s: None)
 
@@ -81,9 +90,9 @@ def test_non_finite_activations_mark_the_run_diverged(tmp_path):
 
 
 @pytest.mark.slow
-def test_notebooks_name_the_excluded_runs_and_finish(tmp_path):
+def test_notebooks_name_the_excluded_runs_and_finish(blown_up, tmp_path):
     out = tmp_path / "out"
-    over = {"lr": {"batch": 10.0, "none": 10.0}, "output_dir": str(out), "cache_dir": str(tmp_path / "c")}
+    over = BLOWN_UP | {"output_dir": str(out), "cache_dir": str(blown_up[0].cache_dir)}
     for name in resolve("smoke").notebook_list()[1:]:  # after 00_models; every run diverges at lr 10
         nb = runner.run_notebook(name, "smoke", over, log=lambda s: None)
         text = nb.read_text()
@@ -134,9 +143,11 @@ def test_a_figure_with_one_variant_left_draws_it(kind):
 
 # ------------------------------------------------------------------ 3-4. damaged result files are rebuilt
 @pytest.fixture
-def measured(tmp_path):
-    p = smoke(tmp_path / "cache", seeds=[0], norms=["batch"], lr={"batch": 0.01})
+def measured(smoke_cache):
+    """BN seed 0 of the suite's smoke grid, from a copy of its cache (these tests damage the cached files)."""
+    p = smoke(smoke_cache, seeds=[0], norms=["batch"])
     models = results.train_all(p, log=lambda s: None)
+    assert all(m.from_cache for m in models)  # the shared grid's model, not a second training
     df = results.experiment_results(p, models, log=lambda s: None)
     csv = next((models[0].path / "results").glob("metrics-*.csv"))
     return p, models, df, csv

@@ -85,6 +85,7 @@ print(json.dumps({"views": views, "floor": floor, "cpu_bf16": P.train_config("ba
 """
 
 
+@pytest.mark.serial  # a ratio of two timings: run alone, after the parallel part of `make test`
 @pytest.mark.parametrize("cap", ["native", "avx2"])
 def test_views_pick_a_path_that_is_not_slow_and_bf16_only_where_native(tmp_path, cap):
     env = {k: v for k, v in os.environ.items() if k not in kernels.ISA_CAP_ENV} | {"XDG_CACHE_HOME": str(tmp_path)}

@@ -41,7 +41,10 @@ def _call(base, path, method="GET", body=None):
 
 @pytest.fixture(scope="module")
 def server(smoke_run, tmp_path_factory):
-    _, nbdir, cache = smoke_run
+    """A Jupyter server on a copy of the smoke run's notebooks (its tests add and touch files there)."""
+    nbdir = tmp_path_factory.mktemp("lab") / "notebooks"
+    shutil.copytree(smoke_run[1], nbdir)
+    cache = smoke_run[2]
     port = _free_port()
     env = os.environ | {"BNLIB_CACHE_DIR": str(cache), "PYTHONPATH": str(REPO_ROOT),
                         "JUPYTER_RUNTIME_DIR": str(tmp_path_factory.mktemp("runtime"))}

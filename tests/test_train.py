@@ -161,7 +161,9 @@ def test_mnist5k_model_learns():
     config = tiny(epochs=2, train_subset=None, batch_size=64)
     train_data, test = load_train_test(config)
     result = train(config, train_data, test)
-    assert result.test_accuracy > 0.9  # a real CNN on real digits, not a stub
+    # a real CNN on real digits, not a stub. Margin (benchmarks/test_margins.py): 0.959 natively on an AVX-512
+    # EPYC, 0.963 under the AVX2 cap, 0.964 on an AMX Xeon: 0.06 above the threshold on each
+    assert result.test_accuracy > 0.9
     assert len(load_dataset("mnist5k", "test")) == 1000
 
 
