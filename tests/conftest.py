@@ -11,6 +11,7 @@ from bnlib.paths import REPO_ROOT
 SHARED_DATA = (REPO_ROOT.parent / "shared" / "data").resolve()
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which reads the group into each test's id
 def pytest_collection_modifyitems(items):
     """Under pytest-xdist (`make test`: `--dist loadgroup`), every test of the shared smoke grid runs on one worker,
     which builds the grid and then uses it, while the other worker runs the rest instead of waiting on the lock."""

@@ -145,7 +145,7 @@ def test_a_figure_with_one_variant_left_draws_it(kind):
 @pytest.fixture
 def measured(smoke_cache):
     """BN seed 0 of the suite's smoke grid, from a copy of its cache (these tests damage the cached files)."""
-    p = smoke(smoke_cache, seeds=[0], norms=["batch"])
+    p = resolve("smoke", cache_dir=str(smoke_cache), seeds=[0], norms=["batch"])  # the grid's keys, device too
     models = results.train_all(p, log=lambda s: None)
     assert all(m.from_cache for m in models)  # the shared grid's model, not a second training
     df = results.experiment_results(p, models, log=lambda s: None)
