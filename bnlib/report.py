@@ -115,8 +115,11 @@ def _p(p: float) -> str:
 def comparisons(df: pd.DataFrame) -> pd.DataFrame:
     """BN vs no BN per metric and layer, with Holm's correction over each metric's layers."""
     frames = []
+    by_metric = dict(tuple(stats.usable(df).groupby("metric", sort=False)))  # split once: `stability` calls this often
     for metric in measures.names(compared=True):
-        cmp = stats.compare_norms(df, metric, intervals=_RULES.get().intervals)
+        if metric not in by_metric:
+            continue
+        cmp = stats.compare_norms(by_metric[metric], metric, intervals=_RULES.get().intervals)
         if not cmp.empty:
             frames.append(cmp)
     if not frames:  # no usable run: an empty table with the columns every verdict reads
