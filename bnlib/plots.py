@@ -234,7 +234,7 @@ def dynamics_figure(dynamics: pd.DataFrame, pairs: pd.DataFrame, matched_cmp: pd
     (a) the measure against training progress, at each of `layers`: mean ± std over seeds;
     (b) the same against test accuracy, one line per model: where BN lies above no BN at equal accuracy, the
         difference is BatchNorm's own; the matched pairs are circled;
-    (c, last row) the matched-accuracy comparison: Hedges' g (BN snapshot − no BN at the end) with its bootstrap
+    (c, last row) the matched-accuracy comparison: Hedges' g (BN snapshot − no BN at the end) with its noncentral-t
         95% interval, per layer and clustering view.
     """
     data = _with_labels(dynamics)

@@ -10,8 +10,13 @@ profile into the README and the appendix.
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
+from collections import Counter
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +27,47 @@ from .measures import label
 from .paths import FIGURES_DIR
 
 ALPHA = 0.05
+# A verdict word's stability (`stability`): recomputed with one seed of each variant left out (16 subsets with 4
+# seeds a side, 64 with 8) and at each alpha. It is stable when it comes back in STABLE_SHARE of the subsets and
+# the same at every alpha of STABLE_ALPHAS; otherwise every place that shows it says "unstable".
+ALPHAS = (0.01, 0.025, 0.05, 0.1)
+STABLE_ALPHAS = (0.025, 0.05, 0.1)
+STABLE_SHARE = 14 / 16
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What a verdict is computed under: its alpha, the runs left out, whether intervals are computed (shown)."""
+    alpha: float = ALPHA
+    left_out: frozenset = frozenset()  # {(norm, seed)}
+    intervals: bool = True
+
+
+_RULES: ContextVar[Rules] = ContextVar("rules", default=Rules())
+
+
+def alpha() -> float:
+    """The alpha every verdict word is decided at: ALPHA, or the one `stability` is trying."""
+    return _RULES.get().alpha
+
+
+@lru_cache(maxsize=256)
+def _read_all(folder: Path, name: str, version: tuple) -> pd.DataFrame:
+    from .results import read_measured
+
+    return read_measured(folder, name)
+
+
+def _read(folder: Path, name: str) -> pd.DataFrame:
+    """A measured table of `folder`, without the runs the current rules leave out (read once per version of the
+    file and process: `stability` reads each table dozens of times)."""
+    path = Path(folder) / f"{name}.csv"
+    version = (path.stat().st_mtime_ns, path.stat().st_size) if path.is_file() else None
+    table = _read_all(Path(folder), name, version).copy()
+    out = _RULES.get().left_out
+    if out and {"norm", "seed"} <= set(table.columns):
+        table = table[[(n, s) not in out for n, s in zip(table.norm, table.seed)]]
+    return table
 CSV_FILES = ("accuracy", "sparsity", "silhouette", "views")
 # The paper's three claims, as every verdict, grid and page names them.
 # 4 is the reviewer's question, not the paper's: does 3 hold when BN is compared at no BN's accuracy?
@@ -37,22 +83,26 @@ LENSES = {5: (("tree_fidelity", "tree_depth_to_target", "tree_accuracy"), "tree_
           6: (("shift_cosine", "shift_cosine_pooled", "shift_agreement"), "invariance", "more invariant"),
           7: (("margin_hidden_normalised", "margin_input", "margin_input_pca"), "margin_summary",
               "farther from the boundary"),
-          8: (("fragmentation", "fragmentation_within", "fragmentation_across"), "fragmentation_summary",
-              "less fragmented")}
+          8: (("fragmentation_within", "fragmentation_across"), "fragmentation_summary", "less fragmented")}
 GAP_CLAIMS = (7, 8)  # the lenses whose papers read them as predictors of generalisation: their sentence says so too
 # The columns of a comparison (`comparisons`) a notebook shows: the effect, its interval and both p values.
 SHOWN = ["metric", "layer", "mean_batch", "mean_none", "diff", "hedges_g", "g_low", "g_high", "p", "p_holm"]
 MATCH_TOLERANCE = 0.015  # the largest test-accuracy gap a matched pair may have
+# Claim 1's "small": a layer's mean channel sparsity within 0.05 (5% of its channels) of the other variant's,
+# shown by TOST. Claim 2's "does not explain": a within-variant |r| shown below 0.5 (under a quarter of the
+# variance in test accuracy). Both fixed before the full-width CIFAR-10 profile runs.
+SPARSITY_MARGIN = 0.05
+CORRELATION_MARGIN = 0.5
 # Profiles in reading order (README grid, appendix); any other folder of figures follows, the ablation last.
 PROFILE_ORDER = ("quick", "quick-8seeds", "mnist", "cifar10-cpu", "cifar10", "cifar10-jpeg")
 
 
 def load(profile: str, figures_dir=FIGURES_DIR) -> pd.DataFrame:
     """The measured long-form tables of figures/<profile>/ as one frame, as the notebooks read them."""
-    from .results import long_form, read_measured
+    from .results import long_form
 
     folder = Path(figures_dir) / profile
-    frames = [read_measured(folder, name) for name in CSV_FILES if (folder / f"{name}.csv").is_file()]
+    frames = [_read(folder, name) for name in CSV_FILES if (folder / f"{name}.csv").is_file()]
     if not frames:
         raise SystemExit(f"no CSVs in {folder}: run `make figures PROFILE={profile}` first")
     return long_form(*frames)
@@ -65,8 +115,11 @@ def _p(p: float) -> str:
 def comparisons(df: pd.DataFrame) -> pd.DataFrame:
     """BN vs no BN per metric and layer, with Holm's correction over each metric's layers."""
     frames = []
+    by_metric = dict(tuple(stats.usable(df).groupby("metric", sort=False)))  # split once: `stability` calls this often
     for metric in measures.names(compared=True):
-        cmp = stats.compare_norms(df, metric)
+        if metric not in by_metric:
+            continue
+        cmp = stats.compare_norms(by_metric[metric], metric, intervals=_RULES.get().intervals)
         if not cmp.empty:
             frames.append(cmp)
     if not frames:  # no usable run: an empty table with the columns every verdict reads
@@ -114,12 +167,19 @@ def _g(r) -> str:
     return f"{r.hedges_g:+.1f}{ci}"
 
 
+def voting(cmp: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `cmp` that may vote: a pooled measure only in a conv layer. In an fc layer (or at the output)
+    there is nothing to pool, the pooled measure equals its unpooled twin, and the layer would vote twice."""
+    pooled = cmp.metric.str.endswith("_pooled")
+    return cmp[~pooled | cmp.layer.str.startswith("conv")]
+
+
 def view_table(cmp: pd.DataFrame) -> pd.DataFrame:
     """Per clustering view and layer: which variant clusters better (Holm over the view's layers), and
     whether that agrees with the silhouette's answer for the layer."""
     rows = []
     sil = {r.layer: _better(r) for r in cmp[cmp.metric == "silhouette"].itertuples()}
-    for r in cmp[cmp.metric.isin(measures.names(votes=True))].itertuples():
+    for r in voting(cmp[cmp.metric.isin(measures.names(votes=True))]).itertuples():
         better = _better(r)
         rows.append({"view": label(r.metric), "metric": r.metric, "layer_index": r.layer_index, "layer": r.layer,
                      "better": better, "hedges_g": r.hedges_g, "p_holm": r.p_holm,
@@ -143,7 +203,7 @@ def _better(r) -> str:
     """"BN", "no BN", "no difference" (Holm p >= ALPHA) or "no verdict" (too few seeds), direction-aware."""
     if not r.testable:
         return "no verdict"
-    if not r.p_holm < ALPHA:
+    if not r.p_holm < alpha():
         return "no difference"
     bn_higher = r.diff > 0
     return "BN" if bn_higher != measures.lower_is_better(r.metric) else "no BN"
@@ -280,7 +340,7 @@ def describe_gap(gap: pd.DataFrame) -> str:
     if gap.empty or not np.isfinite(gap.r).any():
         return "No measure can be correlated with the generalisation gap (fewer than 3 usable models)."
     names = {"all": "all models", "batch": "BN", "none": "no BN"}
-    hits = gap[gap.p_holm < ALPHA]
+    hits = gap[gap.p_holm < alpha()]
     says = ("none tracks it (Holm over the table)" if hits.empty else "; ".join(
         f"{label(r.metric)} across {names.get(r.models, r.models)} (r = {r.r:.2f}, Holm p = {_p(r.p_holm)})"
         for r in hits.itertuples()))
@@ -296,7 +356,7 @@ def lens_verdict(claim: int, cmp: pd.DataFrame) -> str:
     differs."""
     metrics, _, better = LENSES[claim]
     head = f"{claim}. *{CLAIMS[claim]}*"
-    rows = cmp[cmp.metric.isin(metrics)]
+    rows = voting(cmp[cmp.metric.isin(metrics)])
     if rows.empty or not rows.testable.any():
         return f"{head}: **no verdict** (fewer than 2 usable seeds a side)."
     views = rows.assign(better=[_better(r) for r in rows.itertuples()])
@@ -318,10 +378,65 @@ def lens_verdict(claim: int, cmp: pd.DataFrame) -> str:
 
 def _layers(cmp, metric, sign=None, significant=True) -> list[str]:
     sub = cmp[(cmp.metric == metric) & cmp.testable]
-    hit = sub.p_holm < ALPHA
+    hit = sub.p_holm < alpha()
     if not significant:
         return sub[~hit].layer.tolist()
     return sub[hit & (np.sign(sub["diff"]) == sign)].layer.tolist()
+
+
+def claim1(cs: pd.DataFrame, cmp: pd.DataFrame) -> str:
+    """Claim 1 from the channel-sparsity rows `cs`: per layer, TOST equivalence within +-SPARSITY_MARGIN and Welch's
+    test, each Holm-corrected over the layers. **supported** when every layer is shown equivalent; **supported for
+    the conv layers only** when every conv layer is and a later layer differs by more than the margin; **not
+    supported** when a conv layer does; **undetermined** otherwise (neither shown small nor shown large)."""
+    cs = cs.assign(p_tost=[stats.tost_from_summary(r.mean_batch, r.std_batch, r.n_batch, r.mean_none, r.std_none,
+                                                   r.n_none, SPARSITY_MARGIN) for r in cs.itertuples()])
+    cs = cs.assign(p_tost_holm=stats.holm(cs.p_tost.to_numpy()))
+    equivalent = cs.p_tost_holm < alpha()
+    large = (cs.p_holm < alpha()) & (cs["diff"].abs() > SPARSITY_MARGIN)
+    conv = cs.layer.str.startswith("conv")
+    if equivalent.all():
+        verdict = "supported"
+    elif large[conv].any():
+        verdict = "not supported"
+    elif equivalent[conv].all() and large[~conv].any():
+        verdict = "supported for the conv layers only"
+    else:
+        verdict = "undetermined"
+    shown = cs[equivalent].layer.tolist()
+    big = "; ".join(f"{r.layer}: BN {r.mean_batch:.3f} vs no BN {r.mean_none:.3f} (Holm p = {_p(r.p_holm)})"
+                    for r in cs[large].itertuples())
+    return (f"1. *{CLAIMS[1]}*: **{verdict}**. Channel sparsity, BN − no BN, tested for equivalence within "
+            f"±{SPARSITY_MARGIN} (TOST, Holm over the {len(cs)} layers): shown small in "
+            f"{stats.prose_list(shown)} ({len(shown)} of {len(cs)}); larger than the margin in "
+            f"{big if big else 'no layer'}; largest |difference| in a conv layer {cs[conv]['diff'].abs().max():.3f}. "
+            f"Element sparsity differs (Holm) in "
+            f"{stats.prose_list(_layers(cmp, 'element_sparsity', -1) + _layers(cmp, 'element_sparsity', 1))}.")
+
+
+def claim2(per_model: pd.DataFrame) -> str:
+    """Claim 2 from each model's mean channel sparsity and test accuracy, within each variant (across variants r
+    mixes in the BN effect itself). **not supported** when a within-variant r differs from 0 (Holm over the
+    variants); **supported** when every within-variant 95% interval (Fisher's z) lies inside
+    +-CORRELATION_MARGIN; **undetermined** otherwise: with 4 seeds a variant, r's interval spans most of [-1, 1]."""
+    within = {norm: stats.correlation(g.mean_channel_sparsity, g.test_accuracy) for norm, g in
+              per_model.groupby("norm")}
+    n = per_model.groupby("norm").size().to_dict()
+    intervals = {norm: stats.correlation_interval(r, n[norm]) for norm, (r, _) in within.items()}
+    holm_p = dict(zip(within, stats.holm([p for _, p in within.values()])))  # one family: this claim's tests
+    r_all, p_all = stats.correlation(per_model.mean_channel_sparsity, per_model.test_accuracy)
+    related = [v for v in within if np.isfinite(holm_p[v]) and holm_p[v] < alpha()]
+    weak = all(np.isfinite(lo) and -CORRELATION_MARGIN < lo and hi < CORRELATION_MARGIN
+               for lo, hi in intervals.values())
+    verdict = "not supported" if related else "supported" if weak else "undetermined"
+    name = {"batch": "BN", "none": "no BN"}
+    return (f"2. *{CLAIMS[2]}*: **{verdict}**. Within a variant, a model's mean channel sparsity against its test "
+            f"accuracy: " + "; ".join(f"{name.get(v, v)}: r = {r:.2f} [{intervals[v][0]:+.2f}, {intervals[v][1]:+.2f}]"
+                                      f" over {n[v]} models, Holm p = {_p(holm_p[v])}"
+                                      for v, (r, p) in within.items())
+            + f". \"Does not explain\" needs every interval inside ±{CORRELATION_MARGIN}; \"explains\" a Holm p < "
+            f"{ALPHA}. Across all {len(per_model)} models r = {r_all:.2f} (p = {_p(p_all)}), which mixes in the BN "
+            f"effect itself.")
 
 
 def verdicts(df: pd.DataFrame, cmp: pd.DataFrame, claims=(1, 2, 3)) -> str:
@@ -330,50 +445,24 @@ def verdicts(df: pd.DataFrame, cmp: pd.DataFrame, claims=(1, 2, 3)) -> str:
     The README (`python -m bnlib.report`) and the notebooks print these same sentences.
     """
     out = []
-    # (1) BN's effect on sparsity is small
+    # (1) BN's effect on sparsity is small: shown, per layer, by an equivalence test, never by a failed t-test
     cs = cmp[(cmp.metric == "channel_sparsity") & cmp.testable]
     if 1 not in claims:
         pass
     elif cs.empty:
         out.append(f"1. *{CLAIMS[1]}*: **no verdict** (fewer than 2 usable seeds a side).")
     else:
-        sig = cs[cs.p_holm < ALPHA]
-        conv = cs[cs.layer.str.startswith("conv")]
-        conv_sig = conv[conv.p_holm < ALPHA]
-        verdict = ("**supported**" if sig.empty else "**supported for the conv layers only**" if conv_sig.empty
-                   else "**not supported**")
-        detail = ("no layer differs after Holm's correction" if sig.empty else
-                  "; ".join(f"{r.layer}: BN {r.mean_batch:.3f} vs no BN {r.mean_none:.3f} (Holm p = {_p(r.p_holm)})"
-                            for r in sig.itertuples()))
-        out.append(f"1. *{CLAIMS[1]}*: {verdict}. Channel sparsity, BN − no BN: largest "
-                   f"|difference| in a conv layer {conv['diff'].abs().max():.3f}; {detail}. Element sparsity "
-                   f"differs (Holm) in "
-                   f"{stats.prose_list(_layers(cmp, 'element_sparsity', -1) + _layers(cmp, 'element_sparsity', 1))}.")
-    # (2) that effect does not explain generalisation
+        out.append(claim1(cs, cmp))
+    # (2) that effect does not explain generalisation: a correlation shown to be weak, or one shown to exist
     per_model = stats.sparsity_vs_generalisation(df) if 2 in claims else pd.DataFrame()
     counts = per_model.groupby("norm").size() if len(per_model) else pd.Series(dtype=int)
     if 2 not in claims:
         pass
-    elif len(counts) < 2 or counts.min() < 3:
-        out.append(f"2. *{CLAIMS[2]}*: **no verdict** (fewer than 3 usable "
-                   "runs per variant for a within-variant correlation).")
+    elif len(counts) < 2 or counts.min() < 4:
+        out.append(f"2. *{CLAIMS[2]}*: **no verdict** (fewer than 4 usable "
+                   "runs per variant for a within-variant correlation and its interval).")
     else:
-        within = {norm: stats.correlation(g.mean_channel_sparsity, g.test_accuracy)
-                  for norm, g in per_model.groupby("norm")}
-        holm_p = dict(zip(within, stats.holm([p for _, p in within.values()])))  # one family: this claim's tests
-        r_all, p_all = stats.correlation(per_model.mean_channel_sparsity, per_model.test_accuracy)
-        strong = [n for n in within if np.isfinite(holm_p[n]) and holm_p[n] < ALPHA]
-        verdict = "**consistent**" if not strong else "**not supported**"
-        says = ("does not predict its test accuracy" if not strong else
-                f"predicts its test accuracy within "
-                f"{stats.prose_list('BN' if n == 'batch' else 'no BN' for n in strong)}")
-        out.append(f"2. *{CLAIMS[2]}*: {verdict}. Within a variant, a model's "
-                   f"mean channel sparsity {says} (Holm over the {len(within)} variants, p < {ALPHA}: "
-                   + "; ".join(f"{'BN' if n == 'batch' else 'no BN'}: r = {r:.2f}, p = {_p(p)}, "
-                               f"Holm p = {_p(holm_p[n])}"
-                               for n, (r, p) in within.items())
-                   + f"). Across all {len(per_model)} models r = {r_all:.2f} (p = {_p(p_all)}), which mixes in the BN "
-                   f"effect itself. With {int(counts.min())} seeds a variant this is weak evidence either way.")
+        out.append(claim2(per_model))
     # (3) BN representations cluster more advantageously: every clustering view present
     if 3 in claims:
         out.append(claim3(cmp))
@@ -440,11 +529,15 @@ def profile_report(profile: str, figures_dir=FIGURES_DIR) -> str:
     parts = [accuracy_table(df), claim_sentences(profile, df, cmp, lens_cmp, figures_dir)]
     if len(cmp):
         parts.append(power(cmp))
+        parts.append(f"How stable each word is, from these CSVs alone: with one seed of each variant left out (every "
+                     f"pair), and at other alphas. A word that comes back in fewer than {STABLE_SHARE:.0%} of the "
+                     f"subsets, or that changes between α = {STABLE_ALPHAS[0]} and {STABLE_ALPHAS[-1]}, is unstable, "
+                     f"and the claims grid says so.\n\n" + stability_table(profile, figures_dir))
     grid = grid_markdown(agreement_grid(cmp))
     if grid:
         parts.append("Which variant clusters better, per view and layer (Holm over the view's layers), and whether "
                      "the view agrees with the silhouette there:\n\n" + grid)
-    parts.append("<details><summary>Every per-layer comparison: means ± std over seeds, Hedges' g with a bootstrap "
+    parts.append("<details><summary>Every per-layer comparison: means ± std over seeds, Hedges' g with a noncentral-t "
                  "95% CI, Welch's p, Holm's p</summary>\n\n" + comparison_table(pd.concat([cmp, *lens_cmp.values()]))
                  + "\n\n</details>")
     return "\n\n".join(parts)
@@ -478,27 +571,23 @@ def claim_sentences(profile: str, df: pd.DataFrame, cmp: pd.DataFrame, lens_cmp:
 
 def _matched(profile: str, figures_dir=FIGURES_DIR) -> str:
     """Claim 4's sentence (after a newline) when the profile has measured its training dynamics, else ""."""
-    from .results import read_measured
-
     folder = Path(figures_dir) / profile
     if not (folder / "dynamics.csv").is_file():
         return ""
-    return "\n" + matched_verdict(read_measured(folder, "dynamics"))
+    return "\n" + matched_verdict(_read(folder, "dynamics"))
 
 
 def lens_comparisons(profile: str, figures_dir=FIGURES_DIR) -> dict[int, pd.DataFrame]:
     """{claim: its BN vs no BN comparisons} for each lens (LENSES) the profile has measured."""
-    from .results import read_measured
-
     folder = Path(figures_dir) / profile
-    return {claim: comparisons(read_measured(folder, table)) for claim, (_, table, _) in LENSES.items()
+    return {claim: comparisons(_read(folder, table)) for claim, (_, table, _) in LENSES.items()
             if (folder / f"{table}.csv").is_file()}
 
 
 def _lenses(profile: str, figures_dir=FIGURES_DIR, lens_cmp: dict | None = None) -> str:
     """The sentences of claims 5 to 8 (after a newline each) for the lenses the profile has measured; those of
     GAP_CLAIMS end with what their measures say about the generalisation gap."""
-    from .results import long_form, read_measured
+    from .results import long_form
 
     folder = Path(figures_dir) / profile
     lens_cmp = lens_comparisons(profile, figures_dir) if lens_cmp is None else lens_cmp
@@ -507,20 +596,18 @@ def _lenses(profile: str, figures_dir=FIGURES_DIR, lens_cmp: dict | None = None)
         out += "\n" + lens_verdict(claim, cmp)
         if claim in GAP_CLAIMS:
             metrics, table, _ = LENSES[claim]
-            df = long_form(read_measured(folder, "accuracy"), read_measured(folder, table))
+            df = long_form(_read(folder, "accuracy"), _read(folder, table))
             out += " " + describe_gap(gap_correlations(df, metrics))
     return out
 
 
 def _along_training(profile: str, figures_dir=FIGURES_DIR) -> str:
     """Claim 9's sentence (after a newline) when the profile has measured fragmentation along training, else ""."""
-    from .results import read_measured
-
     folder = Path(figures_dir) / profile
     if not all((folder / f"{t}.csv").is_file() for t in ("fragmentation_dynamics", "dynamics")):
         return ""
     return "\n" + describe_fragmentation_dynamics(fragmentation_along_training(
-        read_measured(folder, "fragmentation_dynamics"), read_measured(folder, "dynamics")))
+        _read(folder, "fragmentation_dynamics"), _read(folder, "dynamics")))
 
 
 ABLATION_CLAIM_METRICS = {1: ("channel_sparsity", "element_sparsity"), 3: ("silhouette", "silhouette_pooled")}
@@ -549,6 +636,98 @@ def ordered_profiles(found) -> list[str]:
     return [p for p in PROFILE_ORDER if p in rest] + sorted(rest - set(PROFILE_ORDER)) + ablations
 
 
+@dataclass(frozen=True)
+class Stability:
+    """How one claim's word holds up on a profile: in how many leave-one-seed-out subsets it comes back, the most
+    common word there, and the word at each alpha of ALPHAS."""
+    word: str
+    same: int
+    subsets: int
+    most_common: str
+    at_alpha: dict
+
+    @property
+    def stable(self) -> bool:
+        return (self.same >= STABLE_SHARE * self.subsets
+                and all(self.at_alpha[a] == self.word for a in STABLE_ALPHAS))
+
+    def cell(self) -> str:
+        """The word as the grid and the pages print it: "word (k/n)", or what makes it unstable."""
+        if self.stable:
+            return f"{self.word} ({self.same}/{self.subsets})"
+        moved = [f"α = {a}: {w}" for a, w in self.at_alpha.items() if a in STABLE_ALPHAS and w != self.word]
+        most = f", most often {self.most_common}" if self.most_common != self.word else ""
+        return f"{self.word}, unstable ({self.same}/{self.subsets}{most}{'; ' if moved else ''}{'; '.join(moved)})"
+
+
+def _words(profile: str, figures_dir, claims) -> dict[int, str]:
+    """The words of `claims` (None: every claim) on a profile, computing only what those claims read."""
+    folder = Path(figures_dir) / profile
+    wanted = set(CLAIMS) if claims is None else set(claims)
+    text = ""
+    if wanted & {1, 2, 3}:
+        df = load(profile, figures_dir)
+        text += verdicts(df, comparisons(df), claims=tuple(sorted(wanted & {1, 2, 3})))
+    if 4 in wanted:
+        text += _matched(profile, figures_dir)
+    for claim, (_, table, _) in LENSES.items():
+        if claim in wanted and (folder / f"{table}.csv").is_file():
+            text += "\n" + lens_verdict(claim, comparisons(_read(folder, table)))
+    if 9 in wanted:
+        text += _along_training(profile, figures_dir)
+    return claim_words(text)
+
+
+def _under(rules: Rules, profile: str, figures_dir, claims) -> dict[int, str]:
+    token = _RULES.set(rules)
+    try:
+        return _words(profile, figures_dir, claims)
+    finally:
+        _RULES.reset(token)
+
+
+@lru_cache(maxsize=64)
+def stability(profile: str, figures_dir=FIGURES_DIR, claims: tuple | None = None) -> dict[int, Stability]:
+    """{claim: Stability} on a profile, from its CSVs alone: each claim's word with one usable seed of BN and one of
+    no BN left out (every pair: 16 subsets with 4 seeds a side), and at each alpha of ALPHAS. `claims` (None:
+    all) limits it to those a notebook prints."""
+    words = _words(profile, figures_dir, claims)
+    acc = stats.usable(load(profile, figures_dir))
+    seeds = {n: sorted(set(acc[acc.norm == n].seed)) for n in ("batch", "none")}
+    fast = Rules(intervals=False)
+    subsets = [_under(replace(fast, left_out=frozenset({("batch", a), ("none", b)})), profile, figures_dir, claims)
+               for a, b in itertools.product(seeds["batch"], seeds["none"])]
+    at = {a: _under(replace(fast, alpha=a), profile, figures_dir, claims) for a in ALPHAS}
+    out = {}
+    for claim, word in words.items():
+        counts = Counter(s.get(claim, "no verdict") for s in subsets)
+        out[claim] = Stability(word, counts[word], len(subsets), counts.most_common(1)[0][0] if counts else word,
+                               {a: at[a].get(claim, "no verdict") for a in ALPHAS})
+    return out
+
+
+def stability_table(profile: str, figures_dir=FIGURES_DIR, claims: tuple | None = None) -> str:
+    """Markdown: per claim, its word, how often it comes back with one seed a side left out, and at each alpha."""
+    rows = stability(profile, figures_dir, claims)
+    lines = ["| claim | word | same word, one seed a side left out | most common there | "
+             + " | ".join(f"α = {a}" for a in ALPHAS) + " |", "|---" * (4 + len(ALPHAS)) + "|"]
+    for claim, s in rows.items():
+        lines.append(f"| {claim} | {s.word}{'' if s.stable else ' (unstable)'} | {s.same}/{s.subsets} | "
+                     f"{s.most_common} | " + " | ".join(s.at_alpha[a] for a in ALPHAS) + " |")
+    return "\n".join(lines)
+
+
+def stability_of(folder: Path, claims: tuple) -> str:
+    """What a notebook prints under its verdicts: each of its claims' stability on the CSVs of `folder`."""
+    folder = Path(folder)
+    if not any(s.subsets for s in stability(folder.name, folder.parent, claims).values()):
+        return "Stability: not computed (it needs 2 usable seeds a side after one is left out)."
+    return (f"How stable these words are (one seed of each variant left out, every pair; and at other alphas; "
+            f"unstable below {STABLE_SHARE:.0%} or when the word changes between α = {STABLE_ALPHAS[0]} and "
+            f"{STABLE_ALPHAS[-1]}):\n" + "\n".join(f"  claim {c}: {s.cell()}" for c, s in
+                                                    stability(folder.name, folder.parent, claims).items()))
+
+
 def claims_grid(profiles, link, figures_dir=FIGURES_DIR) -> str:
     """Markdown: claims × profiles, each cell the one-phrase verdict linked by `link(profile)` to its full block.
 
@@ -556,6 +735,9 @@ def claims_grid(profiles, link, figures_dir=FIGURES_DIR) -> str:
     """
     profiles = list(profiles)
     words = {p: profile_claims(p, figures_dir) for p in profiles}
+    for p in profiles:
+        if not (Path(figures_dir) / p / "ablation_shared.csv").is_file() and words[p]:
+            words[p] = {n: s.cell() for n, s in stability(p, figures_dir).items()}
     head = ["claim"] + [f"[{p}]({link(p)})" for p in profiles]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for n, claim in CLAIMS.items():
@@ -688,13 +870,14 @@ def replace_block(text: str, tag: str, content: str) -> str:
 def describe_trees(trees: pd.DataFrame, params) -> str:
     """What the trees of notebook 07 were asked, and how many model-layers never reached the target fidelity."""
     depth = trees[trees.metric == "tree_depth_to_target"]
-    missed = depth[depth.value.isna()]
+    missed = depth[depth.value > params.tree_max_depth]  # censored: scored tree_max_depth + 1
     models = trees.groupby(["norm", "seed"]).ngroups
     where = "" if missed.empty else ": " + ", ".join(
         f"{layer} ({stats.prose_list(sorted(set(g.norm)))})" for layer, g in missed.groupby("layer", sort=False))
     return (f"{models} models: one tree a layer over its binary code, grown to depth {params.tree_max_depth}; "
             f"measures at depth {params.tree_depth}. {len(missed)} of {len(depth)} model-layers never reach a test "
-            f"fidelity of {params.tree_fidelity_target:g}{where} (left out of the depth comparison).")
+            f"fidelity of {params.tree_fidelity_target:g}{where} (scored {params.tree_max_depth + 1}, deeper than any "
+            f"that does, in the depth comparison).")
 
 
 def describe_translation(maps: pd.DataFrame) -> str:

@@ -54,3 +54,4 @@ per_model.round(4)
 
 # %%
 print(report.verdicts(df, report.comparisons(df), claims=(1, 2)))
+print(report.stability_of(P.figures_dir(), claims=(1, 2)))  # from the CSVs just written

@@ -12,7 +12,7 @@
 # | linear probe | can a logistic regression on these representations classify held-out **test** images? | higher |
 # | Davies–Bouldin | class spread relative to the distance between class centres | lower |
 # | Calinski–Harabasz | between-class over within-class dispersion, scaled by degrees of freedom | higher |
-# | within/between scatter | tr(S_within) / tr(S_between), neural-collapse NC1 style | lower |
+# | within/between scatter | tr(S_within) / tr(S_between), neural-collapse NC1 style; (N − k)/(k − 1) over Calinski–Harabasz in every row, so one statistic with it | descriptive |
 # | nearest binary code | does the nearest other on/off ReLU pattern (Hamming) belong to the same class? | higher |
 # | code purity, distinct codes | how many patterns there are and how class-pure identical patterns are | descriptive |
 #
@@ -20,9 +20,10 @@
 # are, next to the seed-to-seed similarity within each variant (the baseline). A layer where
 # BN vs no BN sits far below the baseline is one that BN really changes.
 #
-# **Statistics.** Per view and layer: Welch's t over seeds, Hedges' g with a bootstrap 95%
-# interval, and Holm's correction over the layers of each view. The verdict is printed by the
-# same function that writes the README's (`bnlib.report`).
+# **Statistics.** Per view and layer: Welch's t over seeds, Hedges' g with a noncentral-t 95%
+# interval, and Holm's correction over the layers of each view. A pooled view votes only in conv
+# layers (in fc1 it is the unpooled one). The verdict is printed by the same function that writes
+# the README's (`bnlib.report`), with how often it comes back when one seed a side is left out.
 
 # %% tags=["parameters"]
 profile = "quick"  # a params/<profile>.yaml; override any of its keys below or with papermill
@@ -47,6 +48,7 @@ plots.save_figure(fig, views, P.figures_dir(), "views")
 # %%
 comparison = report.comparisons(df)
 print(report.verdicts(df, comparison, claims=(3,)))
+print(report.stability_of(P.figures_dir(), claims=(3,)))  # from the CSVs just written
 print(report.power(comparison))
 comparison[report.SHOWN].round(4)
 

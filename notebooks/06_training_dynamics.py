@@ -17,7 +17,7 @@
 # where BN's line lies above no BN's at equal accuracy, the difference is BatchNorm's own. The
 # circled points are the matched pairs. (c) The matched comparison: each no-BN model at the end
 # of training against the snapshot of the BN model of the same seed closest to it in test
-# accuracy (at most 1.5 points apart), Hedges' g with a bootstrap 95% interval per layer and
+# accuracy (at most 1.5 points apart), Hedges' g with a noncentral-t 95% interval per layer and
 # view; above 0, BN clusters better.
 #
 # **Statistics.** Welch's t over the seed pairs, Hedges' g, and Holm's correction over the
@@ -67,4 +67,5 @@ comparison[comparison.metric.isin(["silhouette", "knn_accuracy", "linear_probe"]
 silhouette, views = results.measured(P, "silhouette", "views")  # silhouette.csv, views.csv: the final models
 final = results.long_form(accuracy, silhouette, views)
 print(report.matched_verdict(dynamics))
+print(report.stability_of(P.figures_dir(), claims=(4,)))  # from the CSVs just written
 print(report.verdicts(final, report.comparisons(final), claims=(3,)))

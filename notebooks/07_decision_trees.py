@@ -18,7 +18,7 @@
 # fidelity and accuracy at the depth budget `tree_depth`, the depth at which fidelity first reaches
 # `tree_fidelity_target`, the leaves and the number of distinct codes.
 #
-# **Statistics.** Welch's t over seeds, Hedges' g with a bootstrap 95% interval, and Holm's
+# **Statistics.** Welch's t over seeds, Hedges' g with a noncentral-t 95% interval, and Holm's
 # correction over the layers of each measure, as everywhere else; the verdict is printed by
 # `bnlib.report`, the same function that writes the README's.
 
@@ -47,4 +47,5 @@ plots.save_figure(fig, curves, P.figures_dir(), "trees")
 # %%
 comparison = report.comparisons(trees)
 print(report.lens_verdict(5, comparison))
+print(report.stability_of(P.figures_dir(), claims=(5,)))  # from the CSVs just written
 comparison[report.SHOWN].round(4)

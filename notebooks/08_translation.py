@@ -18,7 +18,7 @@
 # for BN and no BN) is the dimension-matched view, shown next to the full one.
 #
 # **Statistics.** Per layer, each map's mean over every shift but (0, 0): Welch's t over seeds,
-# Hedges' g with a bootstrap 95% interval, Holm's correction over the layers of each view. The
+# Hedges' g with a noncentral-t 95% interval, Holm's correction over the layers of each view. The
 # verdict is printed by `bnlib.report`, the same function that writes the README's.
 
 # %% tags=["parameters"]
@@ -46,4 +46,5 @@ plots.save_figure(fig, maps, P.figures_dir(), "translation")
 # %%
 comparison = report.comparisons(invariance)
 print(report.lens_verdict(6, comparison))
+print(report.stability_of(P.figures_dir(), claims=(6,)))  # from the CSVs just written
 comparison[report.SHOWN].round(4)

@@ -21,7 +21,7 @@
 # **Samples.** A fixed stratified draw of `margin_samples` measured training images; each model's
 # margins are over the ones it classifies correctly. Per model and layer: quartiles and mean.
 #
-# **Statistics.** The median margins, BN vs no BN: Welch's t over seeds, Hedges' g with a bootstrap
+# **Statistics.** The median margins, BN vs no BN: Welch's t over seeds, Hedges' g with a noncentral-t
 # 95% interval, Holm's correction over each measure's layers; and each measure's per-model mean
 # against the generalisation gap (train − test accuracy), across all models and within a variant,
 # Holm over those tests. The verdict is printed by `bnlib.report`, the same function that writes
@@ -50,6 +50,7 @@ plots.save_figure(fig, margins, P.figures_dir(), "margins")
 # %%
 comparison = report.comparisons(summary)
 print(report.lens_verdict(7, comparison))
+print(report.stability_of(P.figures_dir(), claims=(7,)))  # from the CSVs just written
 gap = report.gap_correlations(results.long_form(accuracy, summary), report.LENSES[7][0])
 print(report.describe_gap(gap))
 comparison[report.SHOWN].round(4)

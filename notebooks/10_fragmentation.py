@@ -21,7 +21,7 @@
 # (within) or of three classes (across), from the measured training images and from test images.
 #
 # **Statistics.** Per space, the mean regions over triplets, BN vs no BN: Welch's t over seeds,
-# Hedges' g with a bootstrap 95% interval, Holm's correction over each measure's spaces; and each
+# Hedges' g with a noncentral-t 95% interval, Holm's correction over each measure's spaces; and each
 # measure's per-model mean against the generalisation gap. The verdict is printed by
 # `bnlib.report`, the same function that writes the README's.
 
@@ -50,6 +50,7 @@ plots.save_figure(fig, regions, P.figures_dir(), "fragmentation")
 # %%
 comparison = report.comparisons(summary)
 print(report.lens_verdict(8, comparison))
+print(report.stability_of(P.figures_dir(), claims=(8,)))  # from the CSVs just written
 gap = report.gap_correlations(results.long_form(accuracy, summary), report.LENSES[8][0])
 print(report.describe_gap(gap))
 comparison[report.SHOWN].round(4)

@@ -40,4 +40,5 @@ plots.save_figure(fig, snapshot_regions, P.figures_dir(), "fragmentation_dynamic
 
 # %%
 print(report.describe_fragmentation_dynamics(along))
+print(report.stability_of(P.figures_dir(), claims=(9,)))  # from the CSVs just written
 report.fragmentation_tracking(along).round(3)

@@ -23,7 +23,7 @@ def test_every_measured_metric_is_registered_and_only_the_registry_lists_them():
     for table in ("accuracy", "sparsity", "silhouette", "views"):
         metrics = set(pd.read_csv(FIGURES_DIR / "quick" / f"{table}.csv").metric)
         assert metrics == set(measures.names(table=table)), table
-    assert len(measures.names(votes=True)) == 8  # the eight views of claim 3 (README, notebook 04)
+    assert len(measures.names(votes=True)) == 7  # the seven independent views of claim 3 (README, notebook 04)
     for name, text in _sources("measures.py").items():
         for metric in ("davies_bouldin", "within_between_ratio", "code_purity", "knn_accuracy"):
             assert f'"{metric}"' not in text, f"{name} names {metric}: read it from bnlib.measures"
