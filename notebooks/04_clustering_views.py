@@ -12,7 +12,7 @@
 # | linear probe | can a logistic regression on these representations classify held-out **test** images? | higher |
 # | Davies–Bouldin | class spread relative to the distance between class centres | lower |
 # | Calinski–Harabasz | between-class over within-class dispersion, scaled by degrees of freedom | higher |
-# | within/between scatter | tr(S_within) / tr(S_between), neural-collapse NC1 style; (N − k)/(k − 1) over Calinski–Harabasz in every row, so one statistic with it | descriptive |
+# | within/between scatter | tr(S_within) / tr(S_between); = (N − k)/(k − 1) / Calinski–Harabasz | descriptive |
 # | nearest binary code | does the nearest other on/off ReLU pattern (Hamming) belong to the same class? | higher |
 # | code purity, distinct codes | how many patterns there are and how class-pure identical patterns are | descriptive |
 #
