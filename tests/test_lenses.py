@@ -103,8 +103,8 @@ def test_shifts_move_the_image_and_fill_the_border():
                                           ({"tree_depth": 30}, "tree_depth")])
 def test_shift_grid_and_tree_bounds_are_validated_naming_the_key(override, key):
     with pytest.raises(params.ConfigError, match=key):
-        params.resolve("smoke", **override)
-    assert params.resolve("smoke").shift_radius() == 7  # a quarter of MNIST's 28 pixels
+        params.resolve("quick", **override)
+    assert params.resolve("quick").shift_radius() == 7  # a quarter of MNIST's 28 pixels
 
 
 def _lens_rows(gap: float, metrics=("tree_fidelity", "tree_depth_to_target", "tree_accuracy")):

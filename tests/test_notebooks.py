@@ -99,7 +99,7 @@ def test_csv_layers_seeds_and_ranges(smoke_run):
     assert curves[["fidelity", "accuracy"]].stack().between(0, 1).all()
     assert (curves.groupby(["norm", "seed", "layer"]).leaves.diff().dropna() >= 0).all()  # deeper: never fewer leaves
     maps = pd.read_csv(smoke_run / "translation.csv")
-    assert set(maps.layer) == set(sparsity.layer) | {"output"} and set(maps.dx) == set(range(-7, 8))
+    assert set(maps.layer) == set(sparsity.layer) | {"output"} and set(maps.dx) == set(range(-3, 4))  # shift_max 3
     assert maps.value.between(-1e-9, 1 + 1e-9).all()
     unshifted = maps[(maps.dx == 0) & (maps.dy == 0)]
     assert (unshifted.value - 1).abs().max() < 1e-5  # the same image: similarity 1, every prediction kept

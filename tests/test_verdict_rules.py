@@ -152,3 +152,12 @@ def test_the_rules_leave_the_runs_out_of_every_table_a_verdict_reads():
         runs = set(zip(table.norm, table.seed))
         assert not runs & out and len(runs) == 6
     assert len(set(zip(report.load("quick").norm, report.load("quick").seed))) == 8  # and back after
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_welch_is_scipys(seed):
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(0, 1, 3 + seed), rng.normal(0.5, 2, 4)
+    want = sps.ttest_ind(x, y, equal_var=False)
+    assert stats.welch(x, y) == pytest.approx((want.statistic, want.pvalue), rel=1e-12)
+    assert stats.welch(np.ones(4), np.ones(4))[1] == 1.0 and stats.welch(np.ones(4), np.zeros(4))[1] == 0.0
