@@ -10,12 +10,13 @@ and the README's generated blocks (claims grid, quickstart numbers).
 
 `--check` renders into a temporary folder instead and lists every committed
 file that differs from what the current code makes, or that no code makes any
-more; it exits 1 if there is one. `--check quick` renders quick only and checks
-every other committed profile by its stamp: each render writes
+more; it exits 1 if there is one. `--check ablation` renders that profile only and
+checks every other committed profile by its stamp: each render writes
 figures/<profile>/RENDERED.json, the digest of the code that rendered it
 (bnlib, notebooks, params, the lock) and of the CSVs it read. A stamp that does
 not match the current code or CSVs is stale, as are a profile page or README
-block that differ from what the CSVs make. `make test` runs `--check quick`.
+block that differ from what the CSVs make. `make test` runs `--check ablation` (the
+smallest profile; tests/test_fresh.py renders the smoke profile's every notebook).
 """
 
 from __future__ import annotations

@@ -122,7 +122,7 @@ def test_csv_layers_seeds_and_ranges(smoke_run):
                                                        on=["norm", "seed", "source", "kind", "triplet"])
     assert len(last) == 4 * 4 * 2 and (last.regions_x == last.regions_y).all()
     planes = pd.read_csv(smoke_run / "planes.csv")
-    assert (planes.anchor == 0).sum() == 2 * 2 * 16 * 16 and (planes.anchor > 0).sum() == 2 * 2 * 3
+    assert (planes.anchor == 0).sum() == 2 * 2 * 12 * 12 and (planes.anchor > 0).sum() == 2 * 2 * 3
 
 
 @pytest.mark.parametrize("override,key", [({"epochs": -1}, "epochs"), ({"epochz": 2}, "epochz")])
