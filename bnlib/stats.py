@@ -65,13 +65,19 @@ def welch(x, y) -> tuple[float, float]:
     """Welch's two-sided t-test of mean(x) = mean(y): (t, p), as `scipy.stats.ttest_ind(x, y, equal_var=False)`
     (parity-tested) without its per-call overhead. When both samples are constant, p is 1 for equal values and 0
     for different ones (t is then undefined, the answer is not)."""
-    nx, ny = len(x), len(y)
-    vx, vy = x.var(ddof=1) / nx, y.var(ddof=1) / ny
-    if vx + vy == 0:
+    se, df = _welch_se_df(x.var(ddof=1), len(x), y.var(ddof=1), len(y))
+    if se == 0:
         return float("nan"), (1.0 if x.mean() == y.mean() else 0.0)
-    t = (x.mean() - y.mean()) / np.sqrt(vx + vy)
-    df = (vx + vy) ** 2 / (vx ** 2 / (nx - 1) + vy ** 2 / (ny - 1))
+    t = (x.mean() - y.mean()) / se
     return float(t), float(2 * stats.t.sf(abs(t), df))
+
+
+def _welch_se_df(var_x, n_x, var_y, n_y) -> tuple[float, float]:
+    """The standard error of mean(x) - mean(y) from each side's variance (ddof=1) and count, and its
+    Welch-Satterthwaite degrees of freedom (NaN when the error is 0): what Welch's test and TOST share."""
+    vx, vy = var_x / n_x, var_y / n_y
+    se = np.sqrt(vx + vy)
+    return se, ((vx + vy) ** 2 / (vx ** 2 / (n_x - 1) + vy ** 2 / (n_y - 1)) if se > 0 else float("nan"))
 
 
 def hedges_g(x, y) -> float:
@@ -98,7 +104,7 @@ def hedges_g_interval(x, y, level: float = 0.95) -> tuple[float, float]:
     noncentrality is delta sqrt(n_x n_y / (n_x + n_y)). The interval inverts it: the noncentralities under which
     the observed t is the (1 + level) / 2 and the (1 - level) / 2 quantile, scaled back to delta. Exact under
     normality for any n (a bootstrap of 4 seeds is not: it covered about 80% of a nominal 95%).
-    `tests/test_stats.py` checks its coverage by simulation at 4 + 4 and 8 + 8 seeds. NaN when g is undefined.
+    `tests/test_verdict_rules.py` checks its coverage by simulation at 4 + 4 and 8 + 8 seeds. NaN when g is undefined.
     """
     from scipy.optimize import brentq
 
@@ -136,11 +142,10 @@ def tost_from_summary(mean_x, std_x, n_x, mean_y, std_y, n_y, margin: float) -> 
     n_x, n_y = int(n_x), int(n_y)
     if n_x < 2 or n_y < 2:
         return float("nan")
-    diff, vx, vy = mean_x - mean_y, std_x ** 2 / n_x, std_y ** 2 / n_y
-    se = np.sqrt(vx + vy)
+    diff = mean_x - mean_y
+    se, df = _welch_se_df(std_x ** 2, n_x, std_y ** 2, n_y)
     if se == 0:
         return 0.0 if abs(diff) < margin else 1.0
-    df = (vx + vy) ** 2 / (vx ** 2 / (n_x - 1) + vy ** 2 / (n_y - 1))  # Welch-Satterthwaite
     return float(max(stats.t.sf((diff + margin) / se, df), stats.t.cdf((diff - margin) / se, df)))
 
 
