@@ -42,8 +42,10 @@ SETTINGS = {
     "portable, 1 thread": P | PORTABLE_ENV | {"OMP_NUM_THREADS": "1"},
     "portable, oneDNN and MKL AVX2 caps": P | PORTABLE_ENV | CAPS,
     "portable, caps, 1 thread": P | PORTABLE_ENV | CAPS | {"OMP_NUM_THREADS": "1"},
-    "portable without the ATen AVX2 pin": P | {"MKL_CBWR": PORTABLE_ENV["MKL_CBWR"]},
-    "MKL COMPATIBLE (the earlier portable)": P | {"MKL_CBWR": "COMPATIBLE"},
+    "portable without the ATen AVX2 pin": P | {k: v for k, v in PORTABLE_ENV.items() if k != "ATEN_CPU_CAPABILITY"},
+    # the portable numerics until 2026-12-04: one CPU's bits for any thread count, but other bits on Intel and AMD
+    "MKL AVX2 strict, ATen AVX2": P | {"MKL_CBWR": "AVX2,STRICT", "ATEN_CPU_CAPABILITY": "avx2"},
+    "MKL COMPATIBLE": P | {"MKL_CBWR": "COMPATIBLE"},
     "MKL COMPATIBLE, 1 thread": P | {"MKL_CBWR": "COMPATIBLE", "OMP_NUM_THREADS": "1"},
     "MKL COMPATIBLE, ATen AVX2": P | {"MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "avx2"},
     "ATen convs without MKL_CBWR": P,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -26,11 +27,10 @@ import pandas as pd
 from . import report
 from .paths import FIGURES_DIR
 
-# Columns that identify a row; every other numeric column is a number to compare.
-KEYS = {"default": ["dataset", "arch", "norm", "seed", "layer", "metric"],
-        "training": ["dataset", "arch", "norm", "seed", "epoch"],
-        "umap": ["dataset", "arch", "norm", "seed", "layer", "sample"],
-        "cka": ["layer", "pair", "seed_1", "seed_2"]}
+# Columns that say which run, layer, point or measure a row is (every other numeric column is a measured number), in
+# every CSV the tables write; "metric" also groups the drift report.
+IDENTIFIERS = ["dataset", "arch", "norm", "seed", "status", "layer", "layer_index", "epoch", "step", "metric", "pair",
+               "seed_1", "seed_2", "sample", "class", "dx", "dy", "source", "kind", "triplet", "depth", "anchor"]
 SKIP = {"training_time"}  # wall-clock seconds: never reproducible
 
 
@@ -46,17 +46,19 @@ def rerun(profile: str, out: Path, notebooks: list[str] | None = None) -> None:
 
 
 def drift(committed: Path, fresh: Path) -> pd.DataFrame:
-    """One row per CSV and metric (or column): how many values, the largest and the mean |difference|."""
+    """One row per CSV and metric (or measured column): how many values, how many moved, the largest and the mean
+    |difference|. Rows are matched on their identifier columns; `unmatched_rows` counts those in only one folder."""
     rows = []
     for path in sorted(committed.glob("*.csv")):
         name = path.stem
         if name in SKIP or not (fresh / path.name).is_file():
             continue
         a, b = pd.read_csv(path), pd.read_csv(fresh / path.name)
-        keys = [k for k in KEYS.get(name, KEYS["default"]) if k in a.columns]
-        values = [c for c in a.columns if c not in keys and pd.api.types.is_numeric_dtype(a[c]) and c in b.columns
-                  and c not in ("layer_index", "label", "class")]
-        merged = a.merge(b, on=keys, how="outer", suffixes=("_committed", "_fresh"), indicator=True)
+        keys = [k for k in IDENTIFIERS if k in a.columns and k in b.columns]
+        values = [c for c in a.columns if c not in keys and c in b.columns and pd.api.types.is_numeric_dtype(a[c])]
+        # several rows may share their identifiers (a tree's depths, a plane's points): number them in order
+        a, b = (t.assign(_row=t.groupby(keys, dropna=False).cumcount()) for t in (a, b))
+        merged = a.merge(b, on=[*keys, "_row"], how="outer", suffixes=("_committed", "_fresh"), indicator=True)
         unmatched = int((merged["_merge"] != "both").sum())
         merged = merged[merged["_merge"] == "both"]
         groups = merged.groupby("metric") if "metric" in keys else [(None, merged)]
@@ -64,10 +66,47 @@ def drift(committed: Path, fresh: Path) -> pd.DataFrame:
             for col in values:
                 d = (g[f"{col}_committed"] - g[f"{col}_fresh"]).abs()
                 rows.append({"csv": name, "metric": metric if metric is not None else col, "values": len(d),
-                             "max_abs_drift": float(d.max()) if len(d) else np.nan,
+                             "moved": int((d > 0).sum()), "max_abs_drift": float(d.max()) if len(d) else np.nan,
                              "mean_abs_drift": float(d.mean()) if len(d) else np.nan,
                              "unmatched_rows": unmatched})
     return pd.DataFrame(rows)
+
+
+def snapshot(folder: Path) -> Path | None:
+    """A copy of the CSVs in `folder`, taken before a run writes over them, in a temporary folder of the same name
+    (None when `folder` holds none). The caller removes it: `shutil.rmtree(copy.parent)`."""
+    csvs = sorted(Path(folder).glob("*.csv"))
+    if not csvs:
+        return None
+    copy = Path(tempfile.mkdtemp(prefix="bnlib-before-")) / Path(folder).name
+    copy.mkdir()
+    for path in csvs:
+        shutil.copy2(path, copy / path.name)
+    return copy
+
+
+def how_it_compares(before: Path, after: Path, shown: str) -> str:
+    """The block a run prints when its output folder held CSVs before it (`snapshot`): how many numbers moved, and
+    by how much at most, per table; and every claim word that changed, old -> new, each with its stability."""
+    table = drift(before, after)
+    per = table.groupby("csv").agg(values=("values", "sum"), moved=("moved", "sum"), largest=("max_abs_drift", "max"))
+    moved = per[per.moved > 0]
+    lines = [f"compared with the CSVs that were in {shown}/ before this run:"]
+    if moved.empty:
+        lines.append(f"  numbers: all {int(per['values'].sum())} identical")
+    else:
+        lines.append(f"  numbers: {int(moved.moved.sum())} of {int(per['values'].sum())} moved: "
+                     + "; ".join(f"{csv} {int(r.moved)}/{int(r['values'])} (largest |Δ| {r.largest:.2g})"
+                                 for csv, r in moved.iterrows()))
+    old, new = (report.stability(d.name, d.parent) for d in (Path(before), Path(after)))
+    changed = [c for c in new if c in old and old[c].word != new[c].word]
+    if not changed:
+        lines.append(f"  claim words: none of {len(new)} changed")
+    else:
+        lines += [f"  claim {c} CHANGED: {old[c].cell()} -> {new[c].cell()}" for c in changed]
+        lines.append(f"  the files in {shown}/ now hold this run's words; `git checkout -- {shown}` restores the "
+                     f"committed ones")
+    return "\n".join(lines)
 
 
 def markdown_table(df: pd.DataFrame) -> str:
@@ -136,8 +175,6 @@ def main(argv=None) -> int:
           f"{'; '.join(layers) if layers else 'none'}.")
     print(f"(checked in {time.perf_counter() - t0:.0f}s{'; re-run kept in ' + str(tmp) if tmp and args.keep else ''})")
     if tmp is not None and not args.keep:
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
     return 1 if claims else 0
 

@@ -48,13 +48,16 @@ def describe_validation_error(exc: ValidationError, what: str, data: dict[str, A
     return "\n".join(lines)
 
 
-# What `cpu_portable` needs in the environment before Python starts (MKL and ATen read it once, at load):
-# MKL's AVX2 path in strict CNR mode, whose GEMMs give the same bits for any thread count (faster than its SSE2
-# COMPATIBLE path), and ATen's AVX2 kernels, because its AVX-512 ones round differently (benchmarks/README.md:
-# Reproducibility). Any x86-64 CPU with AVX2 runs both; train.portable_cpu stops on one without.
-PORTABLE_ENV = {"MKL_CBWR": "AVX2,STRICT", "ATEN_CPU_CAPABILITY": "avx2"}
+# What `cpu_portable` needs in the environment before Python starts (each library reads it once, at load):
+# - MKL's COMPATIBLE path: its GEMMs gave the same bits on an Intel Xeon (AMX) and an AMD EPYC (AVX-512) and for 1
+#   or 2 threads; its AVX2 strict-CNR path gave the two vendors other bits (benchmarks/README.md: Reproducibility);
+# - ATen's AVX2 kernels: its AVX-512 ones round otherwise;
+# - numpy's and scipy's OpenBLAS on its Haswell (AVX2) kernels: it picks its kernels by CPU model (SkylakeX, Zen,
+#   ...), and the views' distance products and the probes' solvers run there.
+# train.portable_cpu stops on a CPU without AVX2.
+PORTABLE_ENV = {"MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "avx2", "OPENBLAS_CORETYPE": "Haswell"}
 # Part of a portable model's cache key: a change of PORTABLE_ENV changes the bits, so it must change the key.
-PORTABLE_NUMERICS = "aten-avx2+mkl-avx2-strict"
+PORTABLE_NUMERICS = "aten-avx2+mkl-compatible+openblas-haswell"
 
 
 def validated(cls, data: dict[str, Any], what: str):
@@ -87,8 +90,8 @@ class TrainingKeys(BaseModel):
     channels_last: bool = True
     compile: bool = Field(False, description="torch.compile the model")
     cpu_portable: bool = Field(False, description="CPU kernels that give the same bits on any AVX2 x86 CPU and "
-                                                  "thread count: ATen convs instead of oneDNN's, ATen and MKL on "
-                                                  "AVX2, MKL in strict CNR mode (slower)")
+                                                  "thread count: ATen convs instead of oneDNN's, ATen on AVX2, "
+                                                  "MKL's COMPATIBLE path, OpenBLAS on Haswell (slower)")
     snapshots: list[float] = Field([], description="points of training, in epochs (0 = the initialisation, 0.5 = "
                                                    "half-way through epoch 1), whose weights are kept")
 

@@ -18,7 +18,7 @@ Threads follow the CPUs a task asks for (`ray_cpus`; "auto" is 1 for cnn4,
 whose small convolutions use more cores poorly, and every CPU of the largest
 node for VGG-16): torch, OpenMP and BLAS run exactly that many threads, so no
 node is oversubscribed. On CPU the runner turns on `cpu_portable` for Ray runs
-(ATen convolutions, ATen and MKL on AVX2, MKL in strict CNR mode), whose bits depend
+(ATen convolutions on AVX2, MKL's COMPATIBLE path, OpenBLAS on Haswell), whose bits depend
 on neither the thread count nor the CPU: a Ray grid equals a sequential `cpu_portable`
 run bit for bit. Turned off, the numbers differ from a sequential run in the
 last bits, which training amplifies (README: Reproducibility).

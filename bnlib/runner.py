@@ -22,6 +22,7 @@ import copy
 import logging
 import os
 import resource
+import shutil
 import signal
 import sys
 import tempfile
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import yaml
 
+from .check import how_it_compares, snapshot
 from .config import PORTABLE_ENV, ConfigError
 from .estimate import estimate, format_duration
 from .files import atomic_path
@@ -295,6 +297,7 @@ def main(argv=None) -> int:
     if args.profile is None:
         args.profile = default_profile(NOTEBOOK_DIR / f"{args.notebook[0]}.py") if args.notebook else DEFAULT_PROFILE
     signal.signal(signal.SIGTERM, _terminate)
+    before = None
     try:
         overrides = parse_overrides(args.param)
         if args.ray:
@@ -314,17 +317,23 @@ def main(argv=None) -> int:
             from .distributed import run_grid
 
             run_grid(params, None if args.ray == "local" else args.ray)
+        before = snapshot(params.figures_dir())  # the committed CSVs, or a previous run's: what this run is against
         written = [run_notebook(name, args.profile, overrides) for name in names]
+        figures = sorted({p.name for p in params.figures_dir().glob("*.png")})
+        guess = f" (expected {format_duration(expected.total)})" if expected else ""
+        print(f"summary: {len(written)} notebook(s) in {time.perf_counter() - t0:.0f}s{guess}; figures in "
+              f"{_display(params.figures_dir())}/: {', '.join(figures) or 'none'}")
+        if before is not None:
+            print(how_it_compares(before, params.figures_dir(), _display(params.figures_dir())))
     except (ConfigError, NotebookFailed) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         print(f"stopped ({exc or 'interrupted'}); re-running the same command resumes from the cache", file=sys.stderr)
         return 130
-    figures = sorted({p.name for p in params.figures_dir().glob("*.png")})
-    guess = f" (expected {format_duration(expected.total)})" if expected else ""
-    print(f"summary: {len(written)} notebook(s) in {time.perf_counter() - t0:.0f}s{guess}; figures in "
-          f"{_display(params.figures_dir())}/: {', '.join(figures) or 'none'}")
+    finally:
+        if before is not None:
+            shutil.rmtree(before.parent, ignore_errors=True)
     return 0
 
 

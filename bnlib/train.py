@@ -260,10 +260,11 @@ def portable_cpu(enabled: bool):
     MKL splits its sums by thread, and ATen's AVX-512 kernels round otherwise
     than its AVX2 ones; each changes the last bits, and training amplifies them
     (benchmarks/cpu_drift.py). Here convolutions run on ATen's own path (oneDNN
-    off), ATen runs its AVX2 kernels and MKL its AVX2 path in strict CNR mode
-    (PORTABLE_ENV, which must be set before the process starts: the runner does
-    that for its kernels and Ray tasks). Measured bit-identical across 1 and 2
-    threads and with oneDNN and MKL capped at AVX2.
+    off), ATen runs its AVX2 kernels, MKL its COMPATIBLE path and OpenBLAS its
+    Haswell kernels (PORTABLE_ENV, which must be set before the process starts:
+    the runner does that for its kernels and Ray tasks). Measured bit-identical
+    across 1 and 2 threads, with oneDNN and MKL capped at AVX2, and on an Intel
+    Xeon and an AMD EPYC (tests/test_portable.py holds the reference).
     """
     if not enabled:
         yield

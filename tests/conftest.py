@@ -11,13 +11,19 @@ from bnlib.paths import REPO_ROOT
 SHARED_DATA = (REPO_ROOT.parent / "shared" / "data").resolve()
 
 
+# The session-wide builds, each with the fixtures that read it: the tests of one build run on one worker.
+SHARED_GROUPS = {"smoke_run": {"smoke_run", "smoke_cache"}, "portable_grid": {"portable_grid"}}
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which reads the group into each test's id
 def pytest_collection_modifyitems(items):
-    """Under pytest-xdist (`make test`: `--dist loadgroup`), every test of the shared smoke grid runs on one worker,
-    which builds the grid and then uses it, while the other worker runs the rest instead of waiting on the lock."""
+    """Under pytest-xdist (`make test`: `--dist loadgroup`), every test of one shared build runs on one worker, which
+    builds it and then uses it, while the other worker runs the rest instead of waiting on the lock."""
     for item in items:
-        if {"smoke_run", "smoke_cache"} & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group("smoke_run"))
+        for group, fixtures in SHARED_GROUPS.items():
+            if fixtures & set(getattr(item, "fixturenames", ())):
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
 
 
 @pytest.fixture(autouse=True)
@@ -85,3 +91,12 @@ def smoke_cache(smoke_run, tmp_path) -> Path:
     copy = tmp_path / "smoke-cache"
     shutil.copytree(smoke_run[2], copy)
     return copy
+
+
+@pytest.fixture(scope="session")
+def portable_grid(tmp_path_factory) -> Path:
+    """The cache of the portable smoke grid (tests/portable_reference.py), trained and measured once for the session
+    in a fresh process with two threads: the reference of tests/test_portable.py and tests/test_ray.py."""
+    import portable_reference
+
+    return built_once(tmp_path_factory, "portable-grid", portable_reference.build)

@@ -85,4 +85,26 @@ def test_check_reports_zero_drift_for_an_identical_rerun_and_flags_a_flipped_ver
     out = capsys.readouterr().out
     assert "claim 1: undetermined -> not supported" in out
     assert "channel_sparsity conv1: no difference -> BN" in out
-    assert "| sparsity | channel_sparsity | 40 | 0.2 |" in out
+    assert "| sparsity | channel_sparsity | 40 | 4 | 0.2 |" in out  # 40 values, the 4 BN seeds' conv1 moved
+
+
+def test_a_rerun_over_committed_csvs_says_what_moved_and_which_words_changed(tmp_path):
+    """The block `make figures` prints at its end when its folder held CSVs before it (issue 42)."""
+    before = check.snapshot(FIGURES_DIR / "quick")
+    try:
+        assert before.name == "quick" and {p.name for p in before.iterdir()} == \
+            {p.name for p in (FIGURES_DIR / "quick").glob("*.csv")}
+        text = check.how_it_compares(before, FIGURES_DIR / "quick", "figures/quick")
+        assert "numbers: all" in text and "identical" in text and "claim words: none of 9 changed" in text
+        flipped = tmp_path / "quick"
+        shutil.copytree(before, flipped)
+        df = pd.read_csv(flipped / "sparsity.csv")
+        df.loc[(df.norm == "batch") & (df.layer == "conv1") & (df.metric == "channel_sparsity"), "value"] += 0.2
+        df.to_csv(flipped / "sparsity.csv", index=False)
+        text = check.how_it_compares(before, flipped, "figures/quick")
+        assert "numbers: 4 of " in text and "sparsity 4/" in text and "(largest |Δ| 0.2)" in text
+        assert re.search(r"claim 1 CHANGED: undetermined \(16/16\) -> not supported", text), text
+        assert "`git checkout -- figures/quick` restores the committed ones" in text
+    finally:
+        shutil.rmtree(before.parent)
+    assert check.snapshot(tmp_path / "empty") is None

@@ -5,9 +5,6 @@ reference two; tasks land on both nodes and return their artifacts without a sha
 killed mid-training is retried.
 """
 
-import os
-import subprocess
-import sys
 import threading
 import time
 
@@ -16,7 +13,8 @@ import pytest
 
 from bnlib import params, results
 from bnlib.cache import Artifact
-from bnlib.config import PORTABLE_ENV
+
+import portable_reference
 
 ray = pytest.importorskip("ray", reason="Ray is the optional extra: pip install -e '.[ray]'")
 psutil = pytest.importorskip("psutil")
@@ -40,31 +38,15 @@ def two_nodes():
     cluster.shutdown()
 
 
-def smoke(cache, **overrides) -> params.ExperimentParams:
-    # 400 measured samples of two layers: BLAS products large enough that a second thread would change their sums
-    keys = {"n_represent": 400, "device": "cpu", "cpu_portable": True, "layers": ["conv4", "fc1"],
-            "notebooks": ["00_models", "04_clustering_views"]}
-    return params.resolve("smoke", cache_dir=str(cache), **keys | overrides)
-
-
-REFERENCE = r"""
-import sys
-from bnlib import params, results
-P = params.resolve("smoke", cache_dir=sys.argv[1], n_represent=400, device="cpu", cpu_portable=True,
-                   layers=["conv4", "fc1"], notebooks=["00_models", "04_clustering_views"])
-models = results.train_all(P, log=lambda s: None)
-results.experiment_results(P, models, log=lambda s: None)
-results.clustering_views(P, models)
-"""
+# The portable smoke grid of tests/portable_reference.py: 400 measured samples of two layers, BLAS products large
+# enough that a second thread would change their sums
+smoke = portable_reference.params
 
 
 @pytest.fixture(scope="module")
-def sequential(tmp_path_factory):
+def sequential(portable_grid):
     """The smoke grid trained and measured one model after another with two threads: the reference."""
-    cache = tmp_path_factory.mktemp("sequential")
-    env = os.environ | PORTABLE_ENV | {"OMP_NUM_THREADS": "2"}
-    subprocess.run([sys.executable, "-c", REFERENCE, str(cache)], env=env, check=True, timeout=600)
-    P = smoke(cache)
+    P = smoke(portable_grid)
     return P, *grid_numbers(P)
 
 
