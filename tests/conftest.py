@@ -9,6 +9,28 @@ from bnlib import runner
 from bnlib.paths import REPO_ROOT
 
 SHARED_DATA = (REPO_ROOT.parent / "shared" / "data").resolve()
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def threads_env(n: int) -> dict[str, str]:
+    """The environment that gives a child process `n` threads in torch, MKL and OpenBLAS alike."""
+    return {k: str(n) for k in THREAD_VARS}
+
+
+def pytest_configure(config):
+    """Under pytest-xdist each of N workers runs torch, BLAS and the notebook kernels it starts on cores/N threads:
+    two workers of two threads each on two cores spin-wait on one another. A test that needs a thread count sets it
+    for its own child process (threads_env); a thread count the user sets wins."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+        from threadpoolctl import threadpool_limits
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        for key in THREAD_VARS:
+            os.environ.setdefault(key, str(threads))
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+        threadpool_limits(int(os.environ["OPENBLAS_NUM_THREADS"]))
 
 
 # The session-wide builds, each with the fixtures that read it: the tests of one build run on one worker.

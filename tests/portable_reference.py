@@ -42,7 +42,7 @@ def build(cache: Path) -> None:
     """Train and measure the grid into `cache` in a fresh process: the portable environment is read at start."""
     from bnlib.config import PORTABLE_ENV
 
-    env = os.environ | PORTABLE_ENV | {"OMP_NUM_THREADS": "2"}
+    env = os.environ | PORTABLE_ENV | {k: "2" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
     subprocess.run([sys.executable, "-c", BUILD, str(cache)], env=env, check=True, timeout=600)
 
 

@@ -92,13 +92,13 @@ def test_own_data_runs_every_notebook(kind, tmp_path):
                 "classes": list(CLASSES)}
     out = tmp_path / "figures"
     overrides = {"dataset": spec, **SMALL, "cache_dir": str(tmp_path / "cache"), "output_dir": str(out)}
-    # Every notebook runs on own data, split over three tests: tests/test_readme.py runs 00-04 on IDX files (the
-    # README's command); the folder runs 00 and 03 (its class names) and the notebooks that read the images
-    # themselves (06 snapshots, 07 probe images, 08 shifts, 09 input margins, 10 planes through images); the npz
-    # differs from the folder only in how files are read and converted (RGB 32x32 to gray 28x28, class names
-    # given), so 00, 01 and 03 show it arrives intact. 11 reads 06's snapshots and 10's planes, nothing new.
-    folder = ["00_models", "03_umap", "06_training_dynamics", "07_decision_trees", "08_translation", "09_margins",
-              "10_fragmentation"]
+    # Every notebook runs on own data, split over three tests: tests/test_readme.py runs 00 and 01 on IDX files (the
+    # README's command); the folder runs 00, 02, 03 (its class names), 04 (probe test images) and the notebooks that
+    # read the images themselves (06 snapshots, 07 probe images, 08 shifts, 09 input margins, 10 planes through
+    # images); the npz differs from the folder only in how files are read and converted (RGB 32x32 to gray 28x28,
+    # class names given), so 00, 01 and 03 show it arrives intact. 11 reads 06's snapshots and 10's planes.
+    folder = ["00_models", "02_silhouette", "03_umap", "04_clustering_views", "06_training_dynamics",
+              "07_decision_trees", "08_translation", "09_margins", "10_fragmentation"]
     for name in folder if kind == "folder" else ["00_models", "01_sparsity", "03_umap"]:
         runner.run_notebook(name, "smoke", overrides, log=lambda s: None)
     import pandas as pd
@@ -109,7 +109,8 @@ def test_own_data_runs_every_notebook(kind, tmp_path):
     assert (acc[acc.metric == "excluded"].value == 0).all()
     assert acc[acc.metric == "test_accuracy"].value.min() > 0.5
     assert set(pd.read_csv(out / "umap.csv")["class"]) == set(CLASSES)
-    figures = ("training", "umap", "dynamics", "trees", "translation", "margins", "fragmentation") \
+    figures = ("training", "silhouette", "umap", "views", "dynamics", "trees", "translation", "margins",
+               "fragmentation") \
         if kind == "folder" else ("training", "sparsity", "umap")
     for fig in figures:
         assert (out / f"{fig}.png").is_file(), fig

@@ -90,13 +90,12 @@ def test_non_finite_activations_mark_the_run_diverged(tmp_path):
 
 
 @pytest.mark.slow
-def test_notebooks_name_the_excluded_runs_and_finish(blown_up, tmp_path):
-    out = tmp_path / "out"
-    over = BLOWN_UP | {"output_dir": str(out), "cache_dir": str(blown_up[0].cache_dir)}
-    for name in resolve("smoke").notebook_list()[1:]:  # after 00_models; every run diverges at lr 10
-        nb = runner.run_notebook(name, "smoke", over, log=lambda s: None)
-        text = nb.read_text()
-        assert "EXCLUDED" in text and "separates the classes more" not in text, name
+@pytest.mark.parametrize("name", resolve("smoke").notebook_list()[1:])  # after 00_models: every run diverged at lr 10
+def test_notebooks_name_the_excluded_runs_and_finish(blown_up, tmp_path, name):
+    """One test a notebook, so that pytest-xdist spreads the kernels over both workers."""
+    over = BLOWN_UP | {"output_dir": str(tmp_path / "out"), "cache_dir": str(blown_up[0].cache_dir)}
+    text = runner.run_notebook(name, "smoke", over, log=lambda s: None).read_text()
+    assert "EXCLUDED" in text and "separates the classes more" not in text
 
 
 def test_power_needs_two_usable_seeds_a_side():

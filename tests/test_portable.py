@@ -9,6 +9,7 @@ import pytest
 from bnlib import params
 from bnlib.config import PORTABLE_ENV, ConfigError
 from bnlib.train import get_or_train, portable_cpu
+from conftest import threads_env
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +26,7 @@ print(Artifact(config, P.cache_dir).weights_sha256())
 
 
 def train_sha(tmp_path, portable: bool, threads: int) -> str:
-    env = os.environ | {"OMP_NUM_THREADS": str(threads)} | (PORTABLE_ENV if portable else {})
+    env = os.environ | threads_env(threads) | (PORTABLE_ENV if portable else {})
     cache = tmp_path / f"cache-{int(portable)}-{threads}"
     out = subprocess.run([sys.executable, "-c", CHILD, str(cache), str(int(portable))], env=env, check=True,
                          capture_output=True, text=True, timeout=600)
@@ -48,8 +49,14 @@ def test_the_portable_grid_is_bit_identical_to_the_reference_made_on_another_cpu
                         f"{reference['cpu']} ({reference['date']})")
 
 
-def test_portable_numerics_do_not_depend_on_the_thread_count(tmp_path):
-    assert train_sha(tmp_path, True, 1) == train_sha(tmp_path, True, 2)
+def test_portable_numerics_do_not_depend_on_the_thread_count(tmp_path, portable_grid):
+    """One thread here against the grid's two (its BN seed 0 is this config: the grid's keys only measure)."""
+    import portable_reference
+    from bnlib.cache import Artifact
+
+    config = portable_reference.params(portable_grid).train_config("batch", 0)
+    assert config == params.resolve("smoke", cpu_portable=True, device="cpu").train_config("batch", 0)
+    assert train_sha(tmp_path, True, 1) == Artifact(config, portable_grid).weights_sha256()
 
 
 def test_default_numerics_do_depend_on_it(tmp_path):

@@ -7,14 +7,19 @@ import pytest
 from bnlib import measures, results, stats
 from bnlib.params import resolve
 
-TINY = dict(seeds=[0, 1], epochs=1, n_represent=60, umap_samples=40, device="cpu",
-            umap_layers=["conv1"], umap_n_neighbors=5, umap_pca_dims=10)
+TINY = dict(n_represent=60, umap_samples=40, device="cpu", umap_layers=["conv1"], umap_n_neighbors=5, umap_pca_dims=10)
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    params = resolve("smoke", cache_dir=str(tmp_path_factory.mktemp("cache")), **TINY)
+def tiny_run(smoke_run, tmp_path_factory):
+    """The smoke grid (tests/conftest.py), on a copy of its cache: these tests change cache files."""
+    import shutil
+
+    cache = tmp_path_factory.mktemp("smoke") / "cache"
+    shutil.copytree(smoke_run[2], cache)
+    params = resolve("smoke", cache_dir=str(cache))
     models = results.train_all(params, log=lambda s: None)
+    assert all(m.from_cache for m in models)
     return params, models, results.experiment_results(params, models, log=lambda s: None)
 
 
@@ -43,7 +48,7 @@ def test_results_are_cached_next_to_the_model(tiny_run, monkeypatch):
     again = results.experiment_results(params, models, log=lambda s: None)
     pd.testing.assert_frame_equal(again, df)
     # a different metric parameter is a different cache entry
-    changed = resolve("smoke", cache_dir=params.cache_dir, **(TINY | {"silhouette_metric": "cosine"}))
+    changed = resolve("smoke", cache_dir=params.cache_dir, silhouette_metric="cosine")
     with pytest.raises(AssertionError, match="recomputed"):
         results.measure_model(models[0], results.representation_set(changed), changed)
 
@@ -52,7 +57,8 @@ def test_umap_embedding_is_cached(tiny_run, monkeypatch):
     params, models, _ = tiny_run
     table = results.umap_table(params, models)
     assert set(table.norm) == {"batch", "none"} and set(table.seed) == {0}
-    assert len(table) == 2 * params.umap_samples and np.isfinite(table[["umap_x", "umap_y"]]).all().all()
+    assert len(table) == 2 * len(params.umap_layers) * params.umap_samples
+    assert np.isfinite(table[["umap_x", "umap_y"]]).all().all()
     import umap
     monkeypatch.setattr(umap, "UMAP", None)  # any recomputation would now fail
     pd.testing.assert_frame_equal(results.umap_table(params, models), table)
@@ -74,6 +80,7 @@ def test_compare_norms_welch():
 
 
 def test_smoke_profile_with_a_width_multiplier(tmp_path):
+    """Trains its own model: a width multiplier is another architecture, which no shared grid holds."""
     params = resolve("smoke", cache_dir=str(tmp_path), seeds=[0], width=0.5, init="vgg", **{
         k: v for k, v in TINY.items() if k != "seeds"})
     models = results.train_all(params, log=lambda s: None)
