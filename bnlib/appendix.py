@@ -142,7 +142,7 @@ def build(out: Path = OUT, figures_dir: Path = FIGURES_DIR, only: list[str] | No
              f"(Welch's t-test over seeds, Holm-corrected over layers, p &lt; 0.05), computed from the committed CSVs; "
              f"the ablation column says which ingredient of BN each of BN's effects needs.</p>{grid}"
              f"<p>This appendix re-runs the paper's experiments with <code>bnrep</code>. Each profile below gives "
-             f"accuracy, the verdict on each of the paper's three claims (computed from the committed CSVs by "
+             f"accuracy, the verdict on each claim (computed from the committed CSVs by "
              f"<code>bnlib.report</code>) and its figures; a figure opens its executed notebook.</p>"
              f"<p>Profiles: {toc}</p>{sections}</body></html>")
     atomic_write_text(out / "index.html", index)

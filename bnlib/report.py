@@ -2,7 +2,8 @@
 
 Prints markdown: accuracy per variant, every per-layer comparison with
 Welch's p and Holm's correction over the layers of one metric, and a verdict
-on each of the paper's three claims, all computed here from
+on each of the nine claims (the paper's three, the reviewer's matched-accuracy
+question and five lenses of the paper's group), all computed here from
 `figures/<profile>/*.csv`. Nothing in a verdict is typed by hand: `make refresh`
 writes this into `figures/<profile>/README.md`, and the claims grid of every
 profile into the README and the appendix.
@@ -69,7 +70,7 @@ def _read(folder: Path, name: str) -> pd.DataFrame:
         table = table[[(n, s) not in out for n, s in zip(table.norm, table.seed)]]
     return table
 CSV_FILES = ("accuracy", "sparsity", "silhouette", "views")
-# The paper's three claims, as every verdict, grid and page names them.
+# The claims, as every verdict, grid and page names them: 1-3 are the paper's, 5-8 its group's other lenses.
 # 4 is the reviewer's question, not the paper's: does 3 hold when BN is compared at no BN's accuracy?
 # 9 is the fragmentation paper's own observation, asked of BN and no BN alike (notebook 11).
 CLAIMS = {1: "BN's effect on sparsity is small", 2: "The sparsity effect does not explain generalisation",

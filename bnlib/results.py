@@ -263,7 +263,7 @@ MEASURED_TABLES = {
                              "(notebook 10)",
     "planes": "the example planes of notebook 10: the class at every grid point, for one BN and one no-BN model",
     "fragmentation_dynamics": "per model, snapshot and triplet: the class regions of an input-space plane along "
-                              "training, on the first `fragment_snapshot_triplets` triplets of each kind (notebook 10)",
+                              "training, on the first `fragment_snapshot_triplets` triplets of each kind (notebook 11)",
 }
 
 

@@ -147,3 +147,17 @@ def test_bad_parameter_fails_fast_and_writes_nothing(tmp_path, override, key):
     assert info.value.exec_count <= 3  # the validation cell, right after the parameters
     assert not out.exists()
     assert sorted(FIGURES_DIR.rglob("*")) == before
+
+
+def test_a_runner_call_over_existing_csvs_ends_with_how_it_compares(smoke_run, smoke_cache, tmp_path, capsys):
+    """Issue 42: a rerun into a folder that holds CSVs (the committed ones, after `make figures`) says how many numbers
+    moved and whether a claim word changed. Here the smoke grid's own folder and cache: nothing moves."""
+    import shutil
+
+    out = tmp_path / "smoke"
+    shutil.copytree(smoke_run[0], out)
+    assert runner.main(["--profile", "smoke", "--notebook", "01_sparsity", "-p", f"output_dir={out}",
+                        "-p", f"cache_dir={smoke_cache}"]) == 0
+    printed = capsys.readouterr().out
+    assert f"compared with the CSVs that were in {out}/ before this run:" in printed
+    assert "identical" in printed and "claim words: none of 9 changed" in printed, printed[-1500:]
