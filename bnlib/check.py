@@ -64,7 +64,7 @@ def drift(committed: Path, fresh: Path) -> pd.DataFrame:
         groups = merged.groupby("metric") if "metric" in keys else [(None, merged)]
         for metric, g in groups:
             for col in values:
-                d = (g[f"{col}_committed"] - g[f"{col}_fresh"]).abs()
+                d = (g[f"{col}_committed"].astype(float) - g[f"{col}_fresh"].astype(float)).abs()  # bools too
                 rows.append({"csv": name, "metric": metric if metric is not None else col, "values": len(d),
                              "moved": int((d > 0).sum()), "max_abs_drift": float(d.max()) if len(d) else np.nan,
                              "mean_abs_drift": float(d.mean()) if len(d) else np.nan,

@@ -108,3 +108,17 @@ def test_a_rerun_over_committed_csvs_says_what_moved_and_which_words_changed(tmp
     finally:
         shutil.rmtree(before.parent)
     assert check.snapshot(tmp_path / "empty") is None
+
+
+def test_drift_matches_rows_on_their_identifiers_and_compares_every_measured_column(tmp_path):
+    """Rows that share their identifiers (a tree's depths, a plane's points) are matched in order; a boolean column is
+    a measured number like any other."""
+    rows = {"norm": ["batch", "batch", "none"], "seed": [0, 0, 0], "layer": ["conv1"] * 3, "depth": [1, 2, 1],
+            "x": [0.5, 0.5, 0.5], "fits": [True, True, False]}
+    for name, x in (("a", [0.5, 0.5, 0.5]), ("b", [0.5, 0.75, 0.5])):
+        (tmp_path / name).mkdir()
+        pd.DataFrame(rows | {"x": x}).to_csv(tmp_path / name / "trees.csv", index=False)
+    table = check.drift(tmp_path / "a", tmp_path / "b").set_index("metric")
+    assert table.loc["x", "moved"] == 1 and table.loc["x", "max_abs_drift"] == 0.25
+    assert table.loc["fits", "moved"] == 0 and table.loc["fits", "values"] == 3
+    assert (table.unmatched_rows == 0).all()
