@@ -91,7 +91,7 @@ html: env
 
 # Wheels and data for a GPU machine with no network (README: On a borrowed GPU machine).
 gpu-bundle: env
-	$(BIN)/python benchmarks/gpu_bundle.py
+	$(BIN)/python tools/gpu_bundle.py
 
 benchmarks: env
 	$(BIN)/python benchmarks/silhouette.py

@@ -21,11 +21,11 @@ CHILD = r"""
 import json, os, sys, torch
 if os.environ.get("PORTABLE"):  # what the setting tests: ATen's own conv instead of oneDNN's, on MKL's CNR path
     torch.backends.mkldnn.enabled = False
-from bnlib import params, results
+from bnlib import final_measures, measuring, params
 from bnlib.cache import Artifact
 P = params.resolve(sys.argv[1], cache_dir=sys.argv[2], seeds=[int(sys.argv[4])], norms=[sys.argv[3]])
-models = results.train_all(P, log=lambda s: None)
-df = results.experiment_results(P, models, log=lambda s: None)
+models = measuring.train_all(P, log=lambda s: None)
+df = final_measures.experiment_results(P, models, log=lambda s: None)
 print(json.dumps({"sha": Artifact(models[0].config, P.cache_dir).weights_sha256(), "threads": torch.get_num_threads(),
                   "values": {f"{r.layer}/{r.metric}": r.value for r in df.itertuples()}}))
 """

@@ -20,7 +20,7 @@ from bnlib.config import PORTABLE_ENV
 
 CHILD = r"""
 import json, os, sys, time
-from bnlib import config, params, results, train
+from bnlib import config, final_measures, measuring, params, train
 portable = sys.argv[5] != "default"
 if sys.argv[5] == "mkl-avx2-strict":  # the earlier portable numerics, in place of today's
     config.PORTABLE_ENV = train.PORTABLE_ENV = {"MKL_CBWR": "AVX2,STRICT", "ATEN_CPU_CAPABILITY": "avx2"}
@@ -28,10 +28,10 @@ from bnlib.cache import Artifact
 P = params.resolve(sys.argv[1], cache_dir=sys.argv[2], seeds=[int(sys.argv[4])], norms=[sys.argv[3]],
                    cpu_portable=portable, device="cpu")
 t0 = time.perf_counter()
-models = results.train_all(P, log=lambda s: None)
+models = measuring.train_all(P, log=lambda s: None)
 t1 = time.perf_counter()
 with train.portable_cpu(portable):
-    results.experiment_results(P, models, log=lambda s: None)
+    final_measures.experiment_results(P, models, log=lambda s: None)
 t2 = time.perf_counter()
 print(json.dumps({"sha": Artifact(models[0].config, P.cache_dir).weights_sha256()[:12], "train_s": t1 - t0,
                   "measure_s": t2 - t1}))

@@ -2,7 +2,7 @@
 
     python benchmarks/ray_grid.py --profile ablation [--profile quick] [-p KEY=VALUE ...] [--modes ...]
 
-- sequential: `results.train_all` + `experiment_results`, as notebook 00 does, all cores, default numerics;
+- sequential: `measuring.train_all` + `experiment_results`, as notebook 00 does, all cores, default numerics;
 - sequential portable: the same with `cpu_portable` (ATen convolutions; ATen and MKL on AVX2, MKL in strict CNR
   mode);
 - Ray, 1 thread per task: a local Ray with every CPU, `ray_cpus=1`, portable (the runner's default);
@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from bnlib import params, results
+from bnlib import final_measures, measuring, params
 from bnlib.cache import Artifact
 from bnlib.config import PORTABLE_ENV
 from bnlib.runner import parse_overrides
@@ -39,16 +39,16 @@ def child(profile: str, overrides: dict, cache: str, ray: bool) -> None:
         from bnlib.distributed import run_grid
 
         run_grid(P, log=lambda s: None)  # starts and stops a local Ray with every CPU: part of the cost
-    models = results.train_all(P, log=lambda s: None)
-    results.experiment_results(P, models, log=lambda s: None)
+    models = measuring.train_all(P, log=lambda s: None)
+    final_measures.experiment_results(P, models, log=lambda s: None)
     print(f"seconds {time.perf_counter() - t0:.3f}")
 
 
 def grid(profile: str, overrides: dict, cache: str):
     P = params.resolve(profile, **overrides, cache_dir=cache)
-    models = results.train_all(P, log=lambda s: None)
+    models = measuring.train_all(P, log=lambda s: None)
     weights = [Artifact(c, cache).weights_sha256() for c in P.train_configs()]
-    return weights, results.experiment_results(P, models, log=lambda s: None).reset_index(drop=True)
+    return weights, final_measures.experiment_results(P, models, log=lambda s: None).reset_index(drop=True)
 
 
 def main():

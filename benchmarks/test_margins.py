@@ -33,12 +33,12 @@ import json, sys
 sys.path.insert(0, "tests")
 from pathlib import Path
 from test_custom_data import SMALL, _folder
-from bnlib import results
+from bnlib import measuring
 from bnlib.params import resolve
 root = Path(sys.argv[1])
 spec = {"format": "folder", "path": str(_folder(root / "shapes"))}
 p = resolve("smoke", dataset=spec, cache_dir=str(root / "cache"), **SMALL)
-models = results.train_all(p, log=lambda s: None)
+models = measuring.train_all(p, log=lambda s: None)
 print(json.dumps({f"{m.config.norm}/{m.config.seed}": m.test_accuracy for m in models}))
 """
 

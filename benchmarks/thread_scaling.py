@@ -21,7 +21,7 @@ CHILD = r"""
 import json, sys, tempfile, time
 import torch
 from threadpoolctl import threadpool_limits
-from bnlib import params, results
+from bnlib import final_measures, params, samples
 from bnlib.train import get_or_train, load_train_test
 profile, overrides, threads = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(threads)
@@ -31,7 +31,7 @@ with threadpool_limits(threads), tempfile.TemporaryDirectory() as cache:
     t = [time.perf_counter()]
     data = load_train_test(config, P.data_dir); t.append(time.perf_counter())
     model = get_or_train(config, cache_dir=cache, data=data); t.append(time.perf_counter())
-    results.measure_model(model, results.representation_set(P), P); t.append(time.perf_counter())
+    final_measures.measure_model(model, samples.representation_set(P), P); t.append(time.perf_counter())
 print(json.dumps({"load": t[1] - t[0], "train": t[2] - t[1], "measure": t[3] - t[2]}))
 """
 

@@ -18,12 +18,12 @@ REPO = Path(__file__).resolve().parents[1]
 CAPS = {"native": {}, "avx2 cap": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}}
 CHILD = """
 import json, sys
-from bnlib import results
+from bnlib import final_measures, measuring
 from bnlib.params import resolve
 seed = int(sys.argv[2])
 p = resolve("custom", seeds=[seed], norms=["none"], umap_model_seed=seed, cache_dir=sys.argv[1], device="cpu")
-(m,) = results.train_all(p, log=lambda s: None)
-h = results.history_table([m])
+(m,) = measuring.train_all(p, log=lambda s: None)
+h = final_measures.history_table([m])
 print(json.dumps({"status": m.status, "test_acc": m.test_accuracy, "loss": h.train_loss.round(3).tolist(),
                   "acc": h.test_acc.round(3).tolist()}))
 """

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from bnlib import measures, params, results
+from bnlib import measures, params, samples
 from bnlib.hooks import capture_layer
 from bnlib.measures import LayerData
 from bnlib.train import get_or_train, resolve_device
@@ -29,7 +29,7 @@ def main():
     args = ap.parse_args()
     P = params.resolve(args.profile)
     model = get_or_train(P.train_config(args.norm, args.seed), P.data_dir, P.cache_dir)
-    reps, probe = results.representation_set(P), results.probe_set(P)
+    reps, probe = samples.representation_set(P), samples.probe_set(P)
     device = resolve_device(P.device)
     print(f"{args.profile}: {model.name}, {len(reps.labels)} samples, {len(probe.labels)} probe test images, "
           f"{torch.get_num_threads()} torch threads")

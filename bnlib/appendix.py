@@ -10,15 +10,23 @@ nbconvert's own template, offline: no download, no node, no theme fetch.
 
 from __future__ import annotations
 
+import argparse
 import html
 import re
 import shutil
 import sys
 from pathlib import Path
 
+import mistune
+import nbformat
+from nbconvert import HTMLExporter
+from nbconvert.preprocessors import TagRemovePreprocessor
+
+from . import pages
 from .files import atomic_write_text
-from .paths import FIGURES_DIR, REPO_ROOT
 from .params import NOTEBOOKS
+from .paths import FIGURES_DIR, REPO_ROOT
+from .refresh import committed_profiles
 
 OUT = REPO_ROOT / "html"
 PAPER = {
@@ -48,8 +56,6 @@ th{background:#f6f8fa}.fig{display:grid;grid-template-columns:repeat(auto-fill,m
 
 def profiles() -> list[str]:
     """Every figures/<profile>/ folder that holds executed notebooks, in reading order."""
-    from .refresh import committed_profiles
-
     return committed_profiles() if FIGURES_DIR.is_dir() else []
 
 
@@ -63,22 +69,18 @@ def _nav(profile_pages: dict[str, list[Path]], here: tuple[str, Path] | None, de
     links = [f'<a href="{up}index.html">bnrep appendix</a>']
     if here is not None:
         profile, page = here
-        pages = profile_pages[profile]
-        i = pages.index(page)
+        siblings = profile_pages[profile]
+        i = siblings.index(page)
         links.append(f"<strong>{html.escape(profile)}</strong>")
         if i > 0:
-            links.append(f'<a href="{pages[i - 1].stem}.html">← {html.escape(pages[i - 1].stem)}</a>')
-        if i + 1 < len(pages):
-            links.append(f'<a href="{pages[i + 1].stem}.html">{html.escape(pages[i + 1].stem)} →</a>')
+            links.append(f'<a href="{siblings[i - 1].stem}.html">← {html.escape(siblings[i - 1].stem)}</a>')
+        if i + 1 < len(siblings):
+            links.append(f'<a href="{siblings[i + 1].stem}.html">{html.escape(siblings[i + 1].stem)} →</a>')
     return f'<nav class="bn">{" ".join(links)}</nav>'
 
 
 def render_notebook(path: Path, nav: str) -> str:
     """One executed notebook as a page: parameter cells removed, the navigation bar on top."""
-    import nbformat
-    from nbconvert import HTMLExporter
-    from nbconvert.preprocessors import TagRemovePreprocessor
-
     nb = nbformat.read(path, as_version=4)
     exporter = HTMLExporter(template_name="lab")
     exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={"parameters"}, enabled=True), enabled=True)
@@ -88,19 +90,15 @@ def render_notebook(path: Path, nav: str) -> str:
 
 
 def _markdown(text: str) -> str:
-    import mistune
-
     return mistune.create_markdown(escape=False, plugins=["table"])(text)
 
 
 def profile_section(profile: str, figures_dir: Path, out: Path) -> str:
     """Results, verdicts and figures of one profile, for the landing page."""
-    from . import report
-
     folder = figures_dir / profile
     parts = [f'<h2 id="{html.escape(profile)}">Profile <code>{html.escape(profile)}</code></h2>']
     try:  # the README's Results block for this profile, from the same function
-        parts.append(_markdown(report.profile_report(profile, figures_dir)))
+        parts.append(_markdown(pages.profile_report(profile, figures_dir)))
     except SystemExit as exc:  # a profile with notebooks but no result CSVs yet
         parts.append(f"<p>{html.escape(str(exc))}</p>")
     figures = []
@@ -123,15 +121,14 @@ def build(out: Path = OUT, figures_dir: Path = FIGURES_DIR, only: list[str] | No
     """Write the site into `out`; returns the landing page."""
     chosen = only or profiles()
     profile_pages = {p: pages_of(p, figures_dir) for p in chosen}
-    for profile, pages in profile_pages.items():
+    for profile, notebooks in profile_pages.items():
         (out / profile).mkdir(parents=True, exist_ok=True)
-        for page in pages:
+        for page in notebooks:
             atomic_write_text(out / profile / f"{page.stem}.html",
                               render_notebook(page, _nav(profile_pages, (profile, page), 1)))
-    from .report import claims_grid
 
     toc = " · ".join(f'<a href="#{p}">{html.escape(p)}</a>' for p in chosen)
-    grid = _markdown(claims_grid(chosen, lambda p: f"#{p}", figures_dir))
+    grid = _markdown(pages.claims_grid(chosen, lambda p: f"#{p}", figures_dir))
     sections = "\n".join(profile_section(p, figures_dir, out) for p in chosen)
     index = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>bnrep: {html.escape(PAPER['title'])}"
              f"</title><style>{STYLE}</style></head><body>{_nav(profile_pages, None, 0)}"
@@ -150,8 +147,6 @@ def build(out: Path = OUT, figures_dir: Path = FIGURES_DIR, only: list[str] | No
 
 
 def main(argv=None) -> int:
-    import argparse
-
     ap = argparse.ArgumentParser(prog="python -m bnlib.appendix", description=__doc__.splitlines()[0])
     ap.add_argument("out", nargs="?", type=Path, default=OUT, help=f"folder to write (default: {OUT.name}/)")
     out = ap.parse_args(argv).out

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy import ndimage
+from sklearn.decomposition import PCA
 from torch import nn
 
 from .models import hidden_layers
@@ -124,8 +126,6 @@ def deepfool(model: nn.Module, x: torch.Tensor, *, steps: int = 50, overshoot: f
 def principal_basis(inputs: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
     """The top-`k` principal directions of `inputs` [N, ...] (flattened), as orthonormal columns [D, k]
     (sklearn's PCA)."""
-    from sklearn.decomposition import PCA
-
     X = inputs.flatten(1).double().numpy()
     pca = PCA(n_components=k, svd_solver="randomized", random_state=seed).fit(X)
     return torch.from_numpy(pca.components_.T.copy())
@@ -178,8 +178,6 @@ def plane_grid(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, resolution: in
 
 def count_regions(classes: np.ndarray) -> int:
     """The connected regions of a 2-D map of classes, 8-connectivity, summed over the classes present."""
-    from scipy import ndimage
-
     structure = np.ones((3, 3), dtype=int)
     return int(sum(ndimage.label(classes == k, structure=structure)[1] for k in np.unique(classes)))
 

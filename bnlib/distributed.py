@@ -30,9 +30,19 @@ import os
 import sys
 import tempfile
 import time
+import warnings
+
+import torch
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
 
 from .cache import Artifact
+from .config import PORTABLE_ENV, TrainConfig
+from .custom_data import record, remember
+from .final_measures import measure_model, model_views
 from .params import ExperimentParams
+from .samples import probe_set, representation_set
+from .train import get_or_train, load_train_test, resolve_device
 
 INSTALL_HINT = "Ray is an optional extra: pip install -e '.[ray]'  (or: make env EXTRAS=ray)"
 MAX_RETRIES = 3  # a killed worker or a raised exception gets this many more tries
@@ -50,16 +60,10 @@ def _train_and_measure(config_json: dict, params_json: dict, data, reps, probe, 
                        views: bool, dataset_record: dict | None = None) -> tuple[str, dict[str, bytes]]:
     """One Ray task: train `config` into a private cache, measure it; return (its node, its artifact's files)."""
     import ray
-    import torch
-    from threadpoolctl import threadpool_limits
 
-    from . import results
-    from .config import TrainConfig
-    from .train import get_or_train
 
     torch.set_num_threads(threads)
     if dataset_record is not None:  # your own data: the images come through Ray, its record with them
-        from .custom_data import remember
 
         remember(dataset_record)
     config = TrainConfig.model_validate(config_json)
@@ -67,16 +71,14 @@ def _train_and_measure(config_json: dict, params_json: dict, data, reps, probe, 
         params = ExperimentParams.model_validate(params_json | {"cache_dir": cache, "progress": False})
         with threadpool_limits(threads):  # BLAS and OpenMP pools too, whatever the worker started with
             trained = get_or_train(config, cache_dir=cache, data=data)
-            results.measure_model(trained, reps, params)
+            measure_model(trained, reps, params)
             if views:
-                results.model_views(trained, reps, probe, params)
+                model_views(trained, reps, probe, params)
         return ray.get_runtime_context().get_node_id(), Artifact(config, cache).export_files()
 
 
 def start_ray(address: str | None = None, **kwargs) -> None:
     """`ray.init` without the output a user cannot act on: no dashboard, no metrics agent, errors only."""
-    import warnings
-
     ray = require_ray()
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     # Ray's C++ core logs a "metrics exporter agent" error when no dashboard runs: not the user's to act on.
@@ -113,10 +115,7 @@ def run_grid(params: ExperimentParams, address: str | None = None, log=_log) -> 
     local Ray; "auto" or "ray://host:port" joins a running cluster.
     """
     ray = require_ray()
-    from tqdm import tqdm
 
-    from . import results
-    from .train import load_train_test, resolve_device
 
     missing = [c for c in params.train_configs() if not Artifact(c, params.cache_dir).is_complete()]
     counts = {"cached": len(params.train_configs()) - len(missing), "trained": 0, "failed": 0, "nodes": 0}
@@ -132,7 +131,6 @@ def run_grid(params: ExperimentParams, address: str | None = None, log=_log) -> 
         resources = ray.cluster_resources()
         log(f"ray: {len(missing)} models to train on {int(resources.get('CPU', 0))} CPUs, "
             f"{resources.get('GPU', 0):g} GPUs ({address or 'local'}); {counts['cached']} already cached")
-        from .config import PORTABLE_ENV
 
         cpus = task_cpus(params, [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")])
         threads = max(1, int(cpus))
@@ -145,11 +143,10 @@ def run_grid(params: ExperimentParams, address: str | None = None, log=_log) -> 
                                                        max_retries=MAX_RETRIES, retry_exceptions=True,
                                                        runtime_env=runtime_env)
         data = ray.put(load_train_test(missing[0], params.data_dir))
-        reps = ray.put(results.representation_set(params))
+        reps = ray.put(representation_set(params))
         views = "04_clustering_views" in params.notebook_list()
-        probe = ray.put(results.probe_set(params)) if views else None
+        probe = ray.put(probe_set(params)) if views else None
         params_json = params.model_dump(mode="json")
-        from .custom_data import record
 
         dataset_record = record(params.dataset) if params.dataset.startswith("custom-") else None
         pending = {task.remote(c.model_dump(mode="json"), params_json, data, reps, probe, threads, views,

@@ -27,9 +27,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .data import dataset_sizes, num_classes
 from .kernels import machine_class
+from .measuring import cached_name, cached_table_names
 from .models import INPUT_SHAPES, build_model, hidden_layers
 from .params import ExperimentParams
+from .samples import TRIPLET_KINDS
+from .tables import notebook_of
+from .train import _autocast, artifact_dir, make_optimizer, resolve_device
 
 TIMED_STEPS = 2  # after one warm-up step
 FORWARD_SHARE = 1 / 3  # a forward pass costs about this share of a training step
@@ -55,11 +60,10 @@ FRAGMENT_WORK = 2.0
 # snapshot, loading the snapshot's weights included (fitted on quick, mnist and cifar10-cpu: 23-37 s a model for 6
 # snapshots x 8 planes of 36 x 36 on cnn4, 86-102 s for 11 on VGG-16; 1.3-1.95x the forward cost, 1.5 the middle)
 FRAGMENT_SNAPSHOT_WORK = 1.5
-# The per-model tables (bnlib.results.CACHED_TABLES) of notebooks 06-11, each costed on its own, and the notebook
-# (a key of params.NOTEBOOKS) that measures it: a table counts only when its notebook is to run
-LENS_TABLES = {"dynamics": "06_training_dynamics", "trees": "07_decision_trees", "translation": "08_translation",
-               "margins": "09_margins", "fragmentation": "10_fragmentation",
-               "fragment_dynamics": "11_fragmentation_dynamics"}
+# The per-model tables (bnlib.tables.CACHES) of notebooks 06-11, each costed on its own below, and the notebook that
+# measures it: a table counts only when its notebook is to run
+LENS_TABLES = {name: notebook_of(name) for name in ("dynamics", "trees", "translation", "margins", "fragmentation",
+                                                    "fragmentation_dynamics")}
 
 
 @dataclass
@@ -95,8 +99,6 @@ def _input_shape(params: ExperimentParams) -> tuple[int, ...]:
 
 def step_seconds(params: ExperimentParams, norm: str) -> float:
     """Seconds of one training step of `norm`'s model at the profile's batch size and precision, on this CPU."""
-    from .train import _autocast, make_optimizer, resolve_device
-
     config = params.train_config(norm, params.seeds[0])
     device = resolve_device(config.device)
     torch.manual_seed(0)
@@ -159,8 +161,6 @@ def code_bits(params: ExperimentParams) -> int:
 
 
 def _sizes(params: ExperimentParams) -> tuple[int, int]:
-    from .data import dataset_sizes
-
     n_train, n_test = dataset_sizes(params.dataset)
     return min(n_train, params.train_subset or n_train), n_test
 
@@ -168,9 +168,6 @@ def _sizes(params: ExperimentParams) -> tuple[int, int]:
 def _missing(params: ExperimentParams):
     """(configs with no trained model in the cache, configs whose measured tables are not all cached, {table:
     configs without it cached} for the tables of notebooks 06-11)."""
-    from .results import cached_table_names, table_key
-    from .train import artifact_dir
-
     untrained, unmeasured = [], []
     lens = {table: [] for table in LENS_TABLES}
     for config in params.train_configs():
@@ -180,7 +177,7 @@ def _missing(params: ExperimentParams):
         if not all((folder / "results" / name).is_file() for name in cached_table_names(params)):
             unmeasured.append(config)
         for table, missing in lens.items():
-            if not (folder / "results" / f"{table}-{table_key(params, table)}.csv").is_file():
+            if not (folder / "results" / cached_name(params, table)).is_file():
                 missing.append(config)
     return untrained, unmeasured, lens
 
@@ -192,10 +189,10 @@ def estimate(params: ExperimentParams, notebooks: list[str] | None = None) -> Es
     # {table: the configs without it cached}, empty for a table whose notebook is not to run
     lens = {table: configs if LENS_TABLES[table] in notebooks else [] for table, configs in missing.items()}
     n_train, n_test = _sizes(params)
-    per_epoch = math.ceil(n_train / params.batch_size)
+    per_epoch = params.steps_per_epoch()
     steps = per_epoch * params.epochs
     forward_images = n_test * params.epochs + n_train
-    forward_lenses = ("translation", "margins", "fragmentation", "fragment_dynamics")  # costed in forward passes
+    forward_lenses = ("translation", "margins", "fragmentation", "fragmentation_dynamics")  # costed in forward passes
     timed = {norm: step_seconds(params, norm)
              for norm in sorted({c.norm for c in untrained + unmeasured + sum((lens[t] for t in forward_lenses), [])})}
     train_seconds = sum(timed[c.norm] * (steps + FORWARD_SHARE * forward_images / params.batch_size)
@@ -221,9 +218,6 @@ def estimate(params: ExperimentParams, notebooks: list[str] | None = None) -> Es
         forwards = params.shift_images * (side * side + 1)
         measure_seconds += sum(TRANSLATION_WORK * FORWARD_SHARE * forwards / params.batch_size * timed[c.norm]
                                for c in lens["translation"])
-    from .data import num_classes
-    from .results import TRIPLET_KINDS
-
     forwards = {"margins": MARGIN_WORK * params.margin_samples * num_classes(params.dataset),
                 "fragmentation": FRAGMENT_WORK * len(TRIPLET_KINDS) * params.fragment_triplets
                 * params.fragment_resolution ** 2}
@@ -232,7 +226,7 @@ def estimate(params: ExperimentParams, notebooks: list[str] | None = None) -> Es
     per_snapshot = FRAGMENT_SNAPSHOT_WORK * len(TRIPLET_KINDS) * params.fragment_snapshot_triplets \
         * params.fragment_resolution ** 2
     measure_seconds += sum(FORWARD_SHARE * per_snapshot * max(1, len(c.snapshot_steps(per_epoch))) / params.batch_size
-                           * timed[c.norm] for c in lens["fragment_dynamics"])
+                           * timed[c.norm] for c in lens["fragmentation_dynamics"])
     fixed = NOTEBOOK_SECONDS * len(notebooks)
     if "03_umap" in notebooks and unmeasured:
         fixed += UMAP_SECONDS_PER_1000_POINTS * params.umap_samples / 1000 * len(params.umap_layers) * len(params.norms)

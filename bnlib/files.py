@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import pandas as pd
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -91,6 +92,4 @@ def write_csv(data, target: str | os.PathLike) -> Path:
 
 def read_csv(path: str | os.PathLike, **kwargs):
     """A table written by `write_csv` (pandas' default parser gives each float the nearest double)."""
-    import pandas as pd
-
     return pd.read_csv(path, **kwargs)

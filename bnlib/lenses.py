@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from sklearn.tree import DecisionTreeClassifier
 from torch import nn
 
 from . import metrics as M
@@ -61,8 +62,6 @@ def tree_curve(train_codes, train_target, test_codes, test_target, max_depth: in
     """Grow one decision tree on (train_codes, train_target) to `max_depth`, then score each of its depth-d
     prefixes, d = 1..max_depth, on the test codes: {"depth", "score" (test agreement with test_target), "leaves"
     (of the prefix)}, each an array of max_depth values."""
-    from sklearn.tree import DecisionTreeClassifier
-
     X, Xt = np.asarray(train_codes, dtype=np.float32), np.asarray(test_codes, dtype=np.float32)
     tree = DecisionTreeClassifier(max_depth=max_depth, random_state=seed).fit(X, np.asarray(train_target))
     structure = tree.tree_

@@ -66,7 +66,7 @@ class Measure:
     label: str  # in prose and tables
     axis: str  # on a figure's axis
     stage: str  # "model", "layer", "views", or a lens: "trees", "translation", "margins", "fragmentation"
-    tables: tuple[str, ...]  # the measured CSVs (bnlib.results.MEASURED_TABLES) that hold it
+    tables: tuple[str, ...]  # the measured CSVs (bnlib.tables.TABLES) that hold it
     compute: Callable[[LayerData | LensRows], float | None] | None = None  # None: not computed under these parameters
     better: str = "higher"  # "higher", "lower", or "" for a descriptive measure
     votes: bool = False  # a clustering view: it votes on claim 3
@@ -116,7 +116,7 @@ def _mean_shifted(metric: str):
 
 
 def _median_margin(kind: str):
-    """The median margin of `kind` (bnlib.results.margin_table) at this layer; None where the layer has none."""
+    """The median margin of `kind` (bnlib.lens_tables.margin_table) at this layer; None where the layer has none."""
     def compute(x: LensRows) -> float | None:
         part = x.rows[x.rows.kind == kind]
         return float(part["median"].iloc[0]) if len(part) else None

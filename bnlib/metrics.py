@@ -6,9 +6,15 @@ table for how "average channel sparsity" is read.
 
 from __future__ import annotations
 
-import torch
+import warnings
 
 import numpy as np
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from .kernels import code_product
 
@@ -258,10 +264,6 @@ def silhouette_and_knn(X, labels, k: int = 10, metric: str = "euclidean", device
 
 
 def _fit_logistic(train_X, train_y, C, max_iter):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter)).fit(train_X, train_y)
 
 
@@ -274,9 +276,6 @@ def linear_probe_accuracy(train_X, train_y, test_X, test_y, C: float = 1.0, max_
     held-out test images. A high score means the classes are linearly
     separable at this layer, for images the model never trained on.
     """
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
 
     def flat(a):
         a = _as_tensor(a)
@@ -338,15 +337,11 @@ def _flat_numpy(X) -> np.ndarray:
 
 def davies_bouldin(X, labels) -> float:
     """sklearn's Davies–Bouldin index on the flattened representations, classes as clusters (lower: better)."""
-    from sklearn.metrics import davies_bouldin_score
-
     return float(davies_bouldin_score(_flat_numpy(X), _as_tensor(labels).cpu().numpy()))
 
 
 def calinski_harabasz(X, labels) -> float:
     """sklearn's Calinski–Harabasz index on the flattened representations, classes as clusters (higher: better)."""
-    from sklearn.metrics import calinski_harabasz_score
-
     return float(calinski_harabasz_score(_flat_numpy(X), _as_tensor(labels).cpu().numpy()))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from functools import lru_cache
 from typing import Callable
 
 import torch
@@ -38,6 +39,9 @@ NORMS = tuple(NORM_LAYERS)
 # but its own learned shift (beta) replaces the bias. batch_after_relu has a ReLU in between: keep it.
 BIAS_FREE_NORMS = {"batch", "batch_noaffine", "group", "layer", "instance"}
 NORMS_AFTER_RELU = {"batch_after_relu"}
+# How tables, figures and sentences name each norm.
+NORM_LABELS = {"batch": "BN", "none": "no BN", "batch_noaffine": "BN, no affine", "batch_after_relu": "BN after ReLU",
+               "group": "GroupNorm", "layer": "LayerNorm", "instance": "InstanceNorm"}
 
 INITS = ("pytorch", "vgg")
 
@@ -152,6 +156,12 @@ def hidden_layers(model: nn.Module) -> "OrderedDict[str, nn.Module]":
     """Layer name -> the ReLU module whose output is that layer's representation."""
     return OrderedDict((name, block.relu) for name, block in model.named_children()
                        if isinstance(block, (ConvBlock, DenseBlock)))
+
+
+@lru_cache(maxsize=None)
+def hidden_layer_names(arch: str) -> tuple[str, ...]:
+    """The names of `arch`'s hidden layers, in order, read off a narrow copy of the network itself."""
+    return tuple(hidden_layers(build_model(arch, "none", width=0.01)))
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -19,10 +19,12 @@ import torch
 import yaml
 from pydantic import Field, field_validator, model_validator
 
-from .config import ConfigError, LearningRate, Norm, TrainConfig, TrainingKeys, validated
-from .data import ARCH_INPUT, dataset_sizes, input_shape
+from .config import ConfigError, LearningRate, Norm, TrainConfig, TrainingKeys, steps_per_epoch, validated
+from .custom_data import DataSource, record, register
+from .data import dataset_sizes, input_shape
 from .files import RUNNER_ENV, spec_key
 from .kernels import native_bf16
+from .models import INPUT_SHAPES, hidden_layer_names
 from .paths import FIGURES_DIR, PARAMS_DIR, REPO_ROOT
 
 # Set by the runner for the kernels it starts: the checkout whose bnlib and params/ the run must use.
@@ -51,8 +53,6 @@ NOTEBOOKS = {
     "11_fragmentation_dynamics": ("fragmentation_dynamics", True),
 }
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit"}
-_HIDDEN_LAYER_NAMES = {"cnn4": [f"conv{i}" for i in range(1, 5)] + ["fc1"],
-                       "vgg16": [f"conv{i}" for i in range(1, 14)] + ["fc1"]}
 
 
 class ExperimentParams(TrainingKeys):
@@ -124,8 +124,6 @@ class ExperimentParams(TrainingKeys):
     def _dataset(cls, v):
         """Your own data ({format, path, ...}) is checked and recorded now, then named `custom-<fingerprint>`."""
         if isinstance(v, dict):
-            from .custom_data import DataSource, register
-
             return register(DataSource.model_validate(v))
         return v
 
@@ -169,7 +167,7 @@ class ExperimentParams(TrainingKeys):
         if self.tree_depth > self.tree_max_depth:
             raise ValueError(f"tree_depth = {self.tree_depth} is deeper than tree_max_depth = {self.tree_max_depth}; "
                              f"raise tree_max_depth or lower tree_depth")
-        side = min(ARCH_INPUT[self.arch][1:])
+        side = min(INPUT_SHAPES[self.arch][1:])
         if self.shift_max is not None and self.shift_max >= side:
             raise ValueError(f"shift_max = {self.shift_max} moves a {side}-pixel image out of view; use at most "
                              f"{side - 1} (null: a quarter of the side, {side // 4})")
@@ -179,7 +177,7 @@ class ExperimentParams(TrainingKeys):
         if self.shift_images > n_test:
             raise ValueError(f"shift_images = {self.shift_images} is more than the {n_test} test images of "
                              f"{self.dataset}; use at most that")
-        pixels = math.prod(ARCH_INPUT[self.arch])
+        pixels = math.prod(INPUT_SHAPES[self.arch])
         if self.margin_pca_dims > min(self.n_represent, pixels):
             raise ValueError(f"margin_pca_dims = {self.margin_pca_dims} is more than the principal directions of "
                              f"{self.n_represent} measured inputs of {pixels} values; use at most "
@@ -191,7 +189,7 @@ class ExperimentParams(TrainingKeys):
             if value is not None and value > n_train:
                 raise ValueError(f"{key} = {value} is more than the {n_train} training images of {self.dataset}; "
                                  f"use at most {n_train}")
-        valid = _HIDDEN_LAYER_NAMES[self.arch]
+        valid = hidden_layer_names(self.arch)
         for key in ("layers", "umap_layers", "fragment_layers"):
             chosen = getattr(self, key)
             if chosen not in ("all", None) and [x for x in chosen if x not in valid]:
@@ -207,7 +205,7 @@ class ExperimentParams(TrainingKeys):
             raise ValueError(f"umap_model_seed {self.umap_model_seed} is not among seeds {self.seeds}")
         if self.umap_samples > self.n_represent:
             raise ValueError(f"umap_samples ({self.umap_samples}) must be <= n_represent ({self.n_represent})")
-        shape, wants = input_shape(self.dataset), ARCH_INPUT[self.arch]
+        shape, wants = input_shape(self.dataset), INPUT_SHAPES[self.arch]
         if shape != wants and not self.dataset.startswith("custom-"):
             raise ValueError(f"arch {self.arch!r} does not fit dataset {self.dataset!r}: use cnn4 for MNIST, "
                              f"vgg16 for CIFAR-10")
@@ -226,8 +224,6 @@ class ExperimentParams(TrainingKeys):
     def _check_class_counts(self) -> None:
         """The measured set is a stratified draw of n_represent training images: every class must get at least 2
         there (a silhouette needs two members a class), and no class may be empty."""
-        from .custom_data import record
-
         rec = record(self.dataset)
         counts, n_train = rec["class_counts"], sum(rec["class_counts"])
         draw = min(self.n_represent, self.train_subset or n_train, n_train)
@@ -257,7 +253,7 @@ class ExperimentParams(TrainingKeys):
 
     def shift_radius(self) -> int:
         """The largest shift of the translation maps, in pixels: `shift_max`, else a quarter of the image side."""
-        return self.shift_max if self.shift_max is not None else min(ARCH_INPUT[self.arch][1:]) // 4
+        return self.shift_max if self.shift_max is not None else min(INPUT_SHAPES[self.arch][1:]) // 4
 
     def fragment_layer_list(self) -> list[str]:
         """The hidden layers whose fragmentation is measured: `fragment_layers`, else the middle and the last (a plane
@@ -267,8 +263,13 @@ class ExperimentParams(TrainingKeys):
         hidden = self.hidden_layers()
         return list(dict.fromkeys([hidden[len(hidden) // 2], hidden[-1]]))
 
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps in one epoch of this profile's training set (bnlib.config.steps_per_epoch)."""
+        n_train = dataset_sizes(self.dataset)[0]
+        return steps_per_epoch(min(self.train_subset or n_train, n_train), self.batch_size)
+
     def hidden_layers(self) -> list[str]:
-        return list(_HIDDEN_LAYER_NAMES[self.arch]) if self.layers == "all" else list(self.layers)
+        return list(hidden_layer_names(self.arch)) if self.layers == "all" else list(self.layers)
 
     def figures_dir(self) -> Path:
         """figures/<profile>/, or figures/<profile>-custom-<hash>/ when keys differ from the profile file."""
@@ -327,7 +328,8 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"cannot read {where}: {problem}. Fix the YAML there (one `key: value` per line).") from None
 
 
-BASE_PROFILE = "quick"  # documents every key; every other profile `extends` it (or a profile that does)
+DEFAULT_PROFILE = "quick"  # the main job's profile (`make figures`), and what a notebook runs when nothing names one
+BASE_PROFILE = DEFAULT_PROFILE  # documents every key; every other profile `extends` it (or a profile that does)
 
 
 def load_profile(profile: str, _chain: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -358,7 +360,7 @@ def check_checkout() -> None:
                           f"Install that checkout in the environment (pip install -e {want}) or run its own runner.")
 
 
-def resolve(profile: str = "quick", **overrides) -> ExperimentParams:
+def resolve(profile: str = DEFAULT_PROFILE, **overrides) -> ExperimentParams:
     """The profile's values with `overrides` on top, validated."""
     data = load_profile(profile)
     data.update(overrides)
@@ -379,7 +381,7 @@ def from_notebook(namespace: dict[str, Any]) -> ExperimentParams:
              if not name.startswith("_") and name not in _IPYTHON_NAMES
              and not isinstance(value, (types.ModuleType, types.FunctionType, type))
              and (name in fields or name in before_first_call)}
-    profile = given.pop("profile", "quick")
+    profile = given.pop("profile", DEFAULT_PROFILE)
     parent = given.pop("extends", None)  # papermill -f params/<file>.yaml injects its `extends` too
     if parent is not None and parent != (read_yaml(PARAMS_DIR / f"{profile}.yaml") or {}).get("extends"):
         profile = parent  # a file of overrides without a `profile` key: it builds on the profile it extends

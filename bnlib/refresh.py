@@ -1,7 +1,7 @@
 """Re-render everything committed from the committed CSVs: `python -m bnlib.refresh [--check] [PROFILE ...]`.
 
 Measuring (training, capture, the measures) ends in each profile's measured
-CSVs (`results.MEASURED_TABLES`). Everything after it is analysis, and this
+CSVs (`bnlib.tables.TABLES`). Everything after it is analysis, and this
 re-makes all of it from those CSVs alone, with no model and no cache: every
 executed notebook in figures/<profile>/ (run again with `from_csvs`, with the
 profile and overrides its own parameters cell records), the paired
@@ -33,14 +33,18 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from . import report
+import nbformat
+
+from . import comparisons, pages
 from .files import atomic_write_text
+from .params import DEFAULT_PROFILE, resolve
 from .paths import FIGURES_DIR, REPO_ROOT
-from .results import MEASURED_TABLES
+from .runner import _source_notebook, is_own_run, read_parameters, run_notebook
+from .tables import TABLES
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 README = REPO_ROOT / "README.md"
-INPUTS = (*MEASURED_TABLES, "training_time")  # the measured CSVs: read, never re-made here
+INPUTS = tuple(TABLES)  # the measured CSVs: read, never re-made here
 WORKERS = 2  # one notebook kernel per core of the 2-core reference machine
 STAMP = "RENDERED.json"
 # What a render depends on besides the CSVs: any change here can change a committed file, so it re-stamps them all
@@ -80,18 +84,16 @@ def stamp_problems(name: str, figures_dir: Path = FIGURES_DIR) -> list[str]:
 def committed_profiles(figures_dir: Path = FIGURES_DIR) -> list[str]:
     """Every figures/<profile>/ folder holding executed notebooks, in reading order."""
     found = [p.name for p in figures_dir.iterdir() if p.is_dir() and any(p.glob("[0-9]*.ipynb"))]
-    return report.ordered_profiles(found)
+    return pages.ordered_profiles(found)
 
 
 def _notebooks(folder: Path) -> list[Path]:
-    return sorted(folder.glob("[0-9]*.ipynb"))
+    """The executed notebooks of a profile's folder; a failed run's partial `NN.failed.ipynb` is not one."""
+    return sorted(p for p in folder.glob("[0-9]*.ipynb") if not p.stem.endswith(".failed"))
 
 
 def made_by(folder: Path) -> tuple[str, dict]:
     """(profile, overrides) the folder's executed notebooks record in their parameters cells."""
-    import nbformat
-
-    from .runner import read_parameters
 
     made = [read_parameters(nbformat.read(p, as_version=4)) for p in _notebooks(folder)]
     if any(m != made[0] for m in made):
@@ -111,8 +113,6 @@ def command_of(folder_name: str, profile: str, overrides: dict) -> str:
 
 
 def _render_notebook(job: tuple[str, str, dict, str, str | None]) -> str:
-    from .runner import run_notebook
-
     name, profile, overrides, folder, pair = job
     run_notebook(name, profile, overrides | {"from_csvs": folder, "output_dir": folder},
                  output=Path(folder) / f"{name}.ipynb", pair=Path(pair) if pair else None, log=lambda s: None)
@@ -124,8 +124,6 @@ def render(profiles: list[str], root: Path, log=print, source: Path = FIGURES_DI
     from the measured CSVs in `source`/<profile>/. With root = the checkout, this rewrites the committed files in
     place. `notebooks` (names like "01_sparsity") renders only those, and writes no stamp."""
 
-    from .runner import _source_notebook, is_own_run
-    from .params import resolve
 
     jobs, commands = [], {}
     for name in profiles:
@@ -148,7 +146,7 @@ def render(profiles: list[str], root: Path, log=print, source: Path = FIGURES_DI
         for i, done in enumerate(pool.map(_render_notebook, jobs), start=1):
             log(f"  [{i}/{len(jobs)}] {done} ({time.perf_counter() - t0:.0f}s)")
     for name in profiles:
-        page = report.profile_page(name, commands[name], root / "figures")
+        page = pages.profile_page(name, commands[name], root / "figures")
         atomic_write_text(root / "figures" / name / "README.md", page)
         if notebooks is None:
             atomic_write_text(root / "figures" / name / STAMP,
@@ -160,9 +158,11 @@ def render(profiles: list[str], root: Path, log=print, source: Path = FIGURES_DI
 def readme_text(text: str, figures_dir: Path = FIGURES_DIR) -> str:
     """The README with its generated blocks made from the CSVs under `figures_dir`."""
     profiles = committed_profiles(figures_dir)
-    grid = report.claims_grid(profiles, lambda p: f"figures/{p}/README.md#results", figures_dir)
-    text = report.replace_block(text, "claims", grid)
-    return report.replace_block(text, "expected:quick", report.accuracy_table(report.load("quick", figures_dir)))
+    grid = pages.claims_grid(profiles, lambda p: f"figures/{p}/README.md#results", figures_dir)
+    text = pages.replace_block(text, "claims", grid)
+    text = pages.replace_block(text, "profiles", pages.profiles_table())
+    return pages.replace_block(text, f"expected:{DEFAULT_PROFILE}",
+                               pages.accuracy_table(comparisons.load(DEFAULT_PROFILE, figures_dir)))
 
 
 def stale(profiles: list[str], root: Path, committed_dir: Path = FIGURES_DIR) -> list[str]:
@@ -192,7 +192,7 @@ def unrendered_problems(others: list[str]) -> list[str]:
     the CSVs alone), and the README's generated blocks."""
     found = [problem for name in others for problem in stamp_problems(name)]
     for name in others:
-        page = report.profile_page(name, command_of(name, *made_by(FIGURES_DIR / name)), FIGURES_DIR)
+        page = pages.profile_page(name, command_of(name, *made_by(FIGURES_DIR / name)), FIGURES_DIR)
         if page != (FIGURES_DIR / name / "README.md").read_text():
             found.append(f"figures/{name}/README.md: differs from what the current code makes from its CSVs")
     if others and readme_text(README.read_text()) != README.read_text():

@@ -30,17 +30,22 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import jupytext
+import nbformat
+import papermill
+import torch
 import yaml
+from nbclient.exceptions import DeadKernelError
 
-from .check import how_it_compares, snapshot
 from .config import PORTABLE_ENV, ConfigError
+from .distributed import run_grid
+from .drift import how_it_compares, snapshot
 from .estimate import estimate, format_duration
 from .files import atomic_path
-from .params import CHECKOUT_ENV, NOTEBOOKS, PLACEMENT_KEYS, ExperimentParams, resolve
+from .params import CHECKOUT_ENV, DEFAULT_PROFILE, NOTEBOOKS, PLACEMENT_KEYS, ExperimentParams, resolve
 from .paths import REPO_ROOT, resolve_cache_dir
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
-DEFAULT_PROFILE = "quick"
 KERNEL = "python3"
 # ipykernel warns on every start that loopback TCP is unencrypted, and logs a zmq traceback when a SIGTERM
 # closes its sockets mid-reply: nothing a user can act on (a cell's error and a dead kernel still reach
@@ -75,8 +80,6 @@ def executed_paths(name: str, source, params: ExperimentParams, overrides: dict)
 
 
 def _source_notebook(name: str):
-    import jupytext
-
     source = NOTEBOOK_DIR / f"{name}.py"
     if not source.is_file():
         raise FileNotFoundError(f"no notebook source {source}; available: {', '.join(NOTEBOOKS)}")
@@ -151,8 +154,6 @@ class _QuietOrphanedCell(logging.Filter):
     it stopped and how to resume, so that report is noise."""
 
     def filter(self, record):
-        from nbclient.exceptions import DeadKernelError
-
         return not (record.exc_info and isinstance(record.exc_info[1], DeadKernelError))
 
 
@@ -195,10 +196,6 @@ def run_notebook(name: str, profile: str = DEFAULT_PROFILE, overrides: dict | No
                  output: Path | None = None, kernel: str = KERNEL, log=print, pair: Path | None = None) -> Path:
     """Execute notebook `name` headless; write it to `output` (default: executed_paths) and, with `pair`, also the
     paired form (the source's own parameters cell) there. Returns the last path written."""
-    import nbformat
-    import papermill
-    from nbclient.exceptions import DeadKernelError
-
     overrides = dict(overrides or {})
     params = resolve(profile, **overrides)  # a bad key fails here, before a kernel starts
     source = _source_notebook(name)
@@ -278,8 +275,6 @@ def ray_overrides(profile: str, overrides: dict) -> dict:
 
 
 def _cuda_available() -> bool:
-    import torch
-
     return torch.cuda.is_available()
 
 
@@ -314,8 +309,6 @@ def main(argv=None) -> int:
             except RuntimeError as exc:  # e.g. device: cuda on a machine without one: the notebook says it plainly
                 print(f"expected: no estimate ({exc})", flush=True)
         if args.ray:
-            from .distributed import run_grid
-
             run_grid(params, None if args.ray == "local" else args.ray)
         before = snapshot(params.figures_dir())  # the committed CSVs, or a previous run's: what this run is against
         written = [run_notebook(name, args.profile, overrides) for name in names]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy import stats
+from scipy.optimize import brentq
 
 from .measures import EXCLUDED, MEASURES
-
 
 MIN_SEEDS = 2  # per side: with fewer, a comparison gives no verdict
 
@@ -38,7 +38,7 @@ def compare_norms(df: pd.DataFrame, metric: str, a: str = "batch", b: str = "non
     sub = usable(df)
     per_model = MEASURES[metric].stage == "model" if metric in MEASURES else False
     sub = sub[(sub.metric == metric) & (per_model | (sub.layer != "model"))].dropna(subset=["value"])
-    # numpy masks over one sorted copy, not a pandas group per layer: `report.stability` calls this thousands of times
+    # numpy masks over one sorted copy, not a pandas group per layer: bnlib.stability calls this thousands of times
     sub = sub.sort_values("layer_index", kind="stable")
     index_of, values, norms = sub.layer_index.to_numpy(), sub.value.to_numpy(float), sub.norm.to_numpy()
     rows = []
@@ -106,8 +106,6 @@ def hedges_g_interval(x, y, level: float = 0.95) -> tuple[float, float]:
     normality for any n (a bootstrap of 4 seeds is not: it covered about 80% of a nominal 95%).
     `tests/test_verdict_rules.py` checks its coverage by simulation at 4 + 4 and 8 + 8 seeds. NaN when g is undefined.
     """
-    from scipy.optimize import brentq
-
     x, y = np.asarray(x, float), np.asarray(y, float)
     nx, ny = len(x), len(y)
     d = _hedges_g(x, y) / (1 - 3 / (4 * (nx + ny) - 9))  # Cohen's d (pooled sd), before the small-sample factor
@@ -165,8 +163,6 @@ def detectable_effect(n_a: int, n_b: int, alpha: float = 0.05, power: float = 0.
     degrees of freedom, so its detectable effect is a little larger still.
     With a Holm family of m layers, pass alpha / m for the strictest step.
     """
-    from scipy.optimize import brentq
-
     df = n_a + n_b - 2
     crit = stats.t.ppf(1 - alpha / 2, df)
     scale = np.sqrt(n_a * n_b / (n_a + n_b))
@@ -216,6 +212,11 @@ def correlation(x, y) -> tuple[float, float]:
 
 def _fmt_p(p: float) -> str:
     return "n/a" if not np.isfinite(p) else (f"{p:.2g}")
+
+
+def format_p(p: float) -> str:
+    """A p value as every table and sentence prints it: two significant digits, "n/a" when it is not a number."""
+    return "n/a" if not np.isfinite(p) else f"{p:.2g}"
 
 
 def prose_list(items, empty: str = "no layer") -> str:

@@ -22,11 +22,22 @@ import torch.nn.functional as F
 from scipy import stats
 from tqdm import tqdm
 
-from .cache import (USABLE, Artifact, TrainedModel, all_finite, artifact_dir, config_key,  # noqa: F401 (re-exported)
-                    load_checkpoint, model_for, save_checkpoint, save_snapshot)
-from .config import PORTABLE_ENV, ConfigError, TrainConfig
-from .data import ImageData, load_dataset, stratified_indices
+from .cache import (  # noqa: F401 (re-exported)
+    USABLE,
+    Artifact,
+    TrainedModel,
+    all_finite,
+    artifact_dir,
+    config_key,
+    load_checkpoint,
+    model_for,
+    save_checkpoint,
+    save_snapshot,
+)
+from .config import PORTABLE_ENV, ConfigError, TrainConfig, steps_per_epoch
+from .data import load_dataset, stratified_indices
 from .files import console
+from .images import ImageData
 from .kernels import machine_class
 from .models import check_input_shape
 
@@ -181,7 +192,7 @@ def train(config: TrainConfig, train_data: ImageData, test_data: ImageData, *,
         torch.backends.cudnn.benchmark = True
     images, labels = train_data.images.to(device), train_data.labels.to(device)
     n, bs = len(labels), config.batch_size
-    steps = math.ceil(n / bs)
+    steps = steps_per_epoch(n, bs)
     keep = set(config.snapshot_steps(steps)) if snapshot_path is not None else set()
     if 0 in keep and start_epoch == 0:
         save_snapshot(snapshot_path(0), model)  # the initialisation

@@ -5,7 +5,7 @@
 # one per (normalisation, seed). This notebook trains them (or reads them from the
 # artifact cache), tabulates train and test accuracy, and plots the learning curves.
 #
-# **Measure, then analyse.** `results.measured` trains and measures, and writes each measured
+# **Measure, then analyse.** `measuring.measured` trains and measures, and writes each measured
 # table to `figures/<profile>/<table>.csv`; everything after it is computed from those CSVs
 # alone. `make refresh` re-runs every notebook from the committed CSVs (`from_csvs`), with no
 # model and no cache, so the figures, verdicts and this notebook always match the numbers.
@@ -18,28 +18,28 @@
 profile = "quick"  # a params/<profile>.yaml; override any of its keys below or with papermill
 
 # %%
-from bnlib import params, plots, report, results, stats
+from bnlib import analyses, measuring, params, plots, prose, stats
 
 P = params.from_notebook(globals())
 print(P.to_yaml())  # the parameters that make these results
 
 # %%
-df, history = results.measured(P, "accuracy", "training")  # accuracy.csv, training.csv
-print(report.describe_exclusions(df))  # left out of every statistic below
+df, history = measuring.measured(P, "accuracy", "training")  # accuracy.csv, training.csv
+print(prose.describe_exclusions(df))  # left out of every statistic below
 
 # %%
 accuracy = df[df.layer == "model"].pivot_table(index=["norm", "seed"], columns="metric", values="value")
 accuracy
 
 # %%
-report.accuracy_summary(df).round(4)  # over the usable seeds only
+analyses.accuracy_summary(df).round(4)  # over the usable seeds only
 
 # %%
-fig = plots.training_curves(stats.usable(history, flags=df), title=f"{P.arch} on {report.dataset_title(P)}")
+fig = plots.training_curves(stats.usable(history, flags=df), title=f"{P.arch} on {prose.dataset_title(P)}")
 plots.save_figure(fig, history, P.figures_dir(), "training")
 
 # %% [markdown]
 # ## What the numbers say
 
 # %%
-print(report.describe_accuracy(df))
+print(prose.describe_accuracy(df))

@@ -19,16 +19,16 @@
 profile = "quick"  # a params/<profile>.yaml; override any of its keys below or with papermill
 
 # %%
-from bnlib import params, plots, report, results, stats
+from bnlib import claims, comparisons, measuring, params, plots, prose, stability, stats, tables
 
 P = params.from_notebook(globals())
-accuracy, sparsity = results.measured(P, "accuracy", "sparsity")  # accuracy.csv, sparsity.csv
-df = results.long_form(accuracy, sparsity)
-print(report.describe_exclusions(df))  # left out of every statistic below
+accuracy, sparsity = measuring.measured(P, "accuracy", "sparsity")  # accuracy.csv, sparsity.csv
+df = tables.long_form(accuracy, sparsity)
+print(prose.describe_exclusions(df))  # left out of every statistic below
 
 # %%
 metrics = ["channel_sparsity", "element_sparsity", "dead_channels"]
-fig = plots.metric_panels(df, metrics, title=f"Sparsity per layer · {P.arch} on {report.dataset_title(P)}")
+fig = plots.metric_panels(df, metrics, title=f"Sparsity per layer · {P.arch} on {prose.dataset_title(P)}")
 plots.save_figure(fig, sparsity, P.figures_dir(), "sparsity")
 
 # %% [markdown]
@@ -53,5 +53,5 @@ per_model.round(4)
 # The verdicts on claims (1) and (2), with Holm's correction over layers: the same sentences as the README's.
 
 # %%
-print(report.verdicts(df, report.comparisons(df), claims=(1, 2)))
-print(report.stability_of(P.figures_dir(), claims=(1, 2)))  # from the CSVs just written
+print(claims.verdicts(df, comparisons.comparisons(df), claims=(1, 2)))
+print(stability.stability_of(P.figures_dir(), claims=(1, 2)))  # from the CSVs just written

@@ -16,16 +16,16 @@
 profile = "quick"  # a params/<profile>.yaml; override any of its keys below or with papermill
 
 # %%
-from bnlib import measures, params, plots, report, results, stats
+from bnlib import comparisons, measures, measuring, params, plots, prose, stats, tables
 
 P = params.from_notebook(globals())
-accuracy, silhouette = results.measured(P, "accuracy", "silhouette")  # accuracy.csv, silhouette.csv
-df = results.long_form(accuracy, silhouette)
-print(report.describe_exclusions(df))  # left out of every statistic below
+accuracy, silhouette = measuring.measured(P, "accuracy", "silhouette")  # accuracy.csv, silhouette.csv
+df = tables.long_form(accuracy, silhouette)
+print(prose.describe_exclusions(df))  # left out of every statistic below
 
 # %%
 metrics = ["silhouette"] + (["silhouette_pooled"] if P.silhouette_pooled else [])
-title = f"Silhouette per layer ({P.silhouette_metric}) · {P.arch} on {report.dataset_title(P)}"
+title = f"Silhouette per layer ({P.silhouette_metric}) · {P.arch} on {prose.dataset_title(P)}"
 fig = plots.metric_panels(df, metrics, kind="point", title=title)
 plots.save_figure(fig, silhouette, P.figures_dir(), "silhouette")
 
@@ -44,4 +44,4 @@ stats.compare_norms(df, "silhouette").round(4)
 # README's claims grid and `figures/<profile>/README.md`.
 
 # %%
-print(report.views_say(report.comparisons(df)))
+print(prose.views_say(comparisons.comparisons(df)))

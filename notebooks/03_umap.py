@@ -14,20 +14,20 @@
 profile = "quick"  # a params/<profile>.yaml; override any of its keys below or with papermill
 
 # %%
-from bnlib import params, plots, report, results
+from bnlib import analyses, measuring, params, plots, prose
 
 P = params.from_notebook(globals())
-accuracy, embedding = results.measured(P, "accuracy", "umap")  # accuracy.csv, umap.csv
-print(report.describe_exclusions(accuracy))  # no panel for an excluded run
+accuracy, embedding = measuring.measured(P, "accuracy", "umap")  # accuracy.csv, umap.csv
+print(prose.describe_exclusions(accuracy))  # no panel for an excluded run
 
 # %%
-fig = plots.umap_grid(embedding, title=f"UMAP · {P.arch} on {report.dataset_title(P)}, seed {P.umap_model_seed}")
+fig = plots.umap_grid(embedding, title=f"UMAP · {P.arch} on {prose.dataset_title(P)}, seed {P.umap_model_seed}")
 plots.save_figure(fig, embedding, P.figures_dir(), "umap")
 
 # %% [markdown]
 # ## What the numbers say
 
 # %%
-scores = report.embedding_silhouettes(embedding)
-print(report.describe_embedding_silhouettes(scores))
+scores = analyses.embedding_silhouettes(embedding)
+print(prose.describe_embedding_silhouettes(scores))
 scores.round(4)

@@ -29,15 +29,15 @@
 profile = "quick"  # a params/<profile>.yaml; override any of its keys below or with papermill
 
 # %%
-from bnlib import params, plots, report, results
+from bnlib import claims, comparisons, measuring, params, plots, prose, stability, tables
 
 P = params.from_notebook(globals())
-views, silhouette, cka = results.measured(P, "views", "silhouette", "cka")  # views.csv, silhouette.csv, cka.csv
-df = results.long_form(silhouette, views)  # every view of claim 3, the pooled silhouette included
-print(report.describe_exclusions(df))  # left out of every statistic below
+views, silhouette, cka = measuring.measured(P, "views", "silhouette", "cka")  # views.csv, silhouette.csv, cka.csv
+df = tables.long_form(silhouette, views)  # every view of claim 3, the pooled silhouette included
+print(prose.describe_exclusions(df))  # left out of every statistic below
 
 # %%
-fig = plots.views_figure(views, cka, title=f"Views of clustering per layer · {P.arch} on {report.dataset_title(P)}")
+fig = plots.views_figure(views, cka, title=f"Views of clustering per layer · {P.arch} on {prose.dataset_title(P)}")
 plots.save_figure(fig, views, P.figures_dir(), "views")
 
 # %% [markdown]
@@ -46,11 +46,11 @@ plots.save_figure(fig, views, P.figures_dir(), "views")
 # comes from resampling the seeds. `p_holm` is corrected over the layers of one view.
 
 # %%
-comparison = report.comparisons(df)
-print(report.verdicts(df, comparison, claims=(3,)))
-print(report.stability_of(P.figures_dir(), claims=(3,)))  # from the CSVs just written
-print(report.power(comparison))
-comparison[report.SHOWN].round(4)
+comparison = comparisons.comparisons(df)
+print(claims.verdicts(df, comparison, claims=(3,)))
+print(stability.stability_of(P.figures_dir(), claims=(3,)))  # from the CSVs just written
+print(prose.power(comparison))
+comparison[comparisons.SHOWN].round(4)
 
 # %% [markdown]
 # Do the clusters matter for classification, and does BN change the representation itself?
@@ -58,5 +58,5 @@ comparison[report.SHOWN].round(4)
 # the silhouette's answer for the same layer:
 
 # %%
-print(report.describe_cka(cka))
-report.agreement_grid(comparison)
+print(prose.describe_cka(cka))
+comparisons.agreement_grid(comparison)

@@ -22,21 +22,21 @@
 profile = "ablation"  # a params/<profile>.yaml; override any of its keys below or with papermill
 
 # %%
-from bnlib import params, plots, report, results, stats
+from bnlib import measuring, params, plots, prose, stats, tables
 
 P = params.from_notebook(globals())
-accuracy, ablation = results.measured(P, "accuracy", "ablation")  # accuracy.csv, ablation.csv
-df = results.long_form(accuracy, ablation)
-print(report.describe_exclusions(df))  # left out of every statistic below
+accuracy, ablation = measuring.measured(P, "accuracy", "ablation")  # accuracy.csv, ablation.csv
+df = tables.long_form(accuracy, ablation)
+print(prose.describe_exclusions(df))  # left out of every statistic below
 
 # %%
-print(report.describe_accuracy(df))
+print(prose.describe_accuracy(df))
 
 # %%
 metrics = ["test_accuracy", "channel_sparsity", "element_sparsity", "silhouette", "silhouette_pooled"]
 metrics = [m for m in metrics if m in set(df.metric)]
 fig = plots.ablation_figure(stats.usable(df), metrics, title=f"Normalisation ablation · {P.arch} on "
-                            f"{report.dataset_title(P)}")
+                            f"{prose.dataset_title(P)}")
 plots.save_figure(fig, ablation, P.figures_dir(), "ablation")
 
 # %% [markdown]

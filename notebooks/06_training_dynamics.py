@@ -28,28 +28,28 @@
 profile = "quick"  # a params/<profile>.yaml; override any of its keys below or with papermill
 
 # %%
-from bnlib import params, plots, report, results
+from bnlib import analyses, claims, comparisons, measuring, params, plots, prose, stability, tables
 
 P = params.from_notebook(globals())
-accuracy, dynamics = results.measured(P, "accuracy", "dynamics")  # accuracy.csv, dynamics.csv
-print(report.describe_exclusions(accuracy))  # left out of every statistic below
-print(report.describe_snapshots(dynamics))
+accuracy, dynamics = measuring.measured(P, "accuracy", "dynamics")  # accuracy.csv, dynamics.csv
+print(prose.describe_exclusions(accuracy))  # left out of every statistic below
+print(prose.describe_snapshots(dynamics))
 
 # %% [markdown]
 # ## The matched pairs
 # One per seed: no BN at the end of training, and the BN snapshot closest to it in test accuracy.
 
 # %%
-pairs = report.matched_pairs(dynamics)
-matched = report.matched_models(dynamics, pairs)
+pairs = analyses.matched_pairs(dynamics)
+matched = analyses.matched_models(dynamics, pairs)
 plots.save_table(matched.merge(pairs[["seed", "accuracy_gap"]], on="seed"), P.figures_dir(), "matched")
 pairs.round(4)
 
 # %%
-comparison = report.comparisons(matched)
+comparison = comparisons.comparisons(matched)
 layers = [P.hidden_layers()[0], P.hidden_layers()[-1]]
 fig = plots.dynamics_figure(dynamics, pairs, comparison, layers,
-                            title=f"Training dynamics · {P.arch} on {report.dataset_title(P)}")
+                            title=f"Training dynamics · {P.arch} on {prose.dataset_title(P)}")
 plots.save_figure(fig, dynamics, P.figures_dir(), "dynamics")
 
 # %% [markdown]
@@ -57,15 +57,15 @@ plots.save_figure(fig, dynamics, P.figures_dir(), "dynamics")
 # Per view and layer, the BN snapshot minus no BN at the end, at matched test accuracy:
 
 # %%
-comparison[comparison.metric.isin(["silhouette", "knn_accuracy", "linear_probe"])][report.SHOWN].round(4)
+comparison[comparison.metric.isin(["silhouette", "knn_accuracy", "linear_probe"])][comparisons.SHOWN].round(4)
 
 # %% [markdown]
 # The verdict at matched accuracy, next to the verdict on the final models when this profile has
 # measured them (notebook 04): does BN's advantage in clustering survive at equal accuracy?
 
 # %%
-silhouette, views = results.measured(P, "silhouette", "views")  # silhouette.csv, views.csv: the final models
-final = results.long_form(accuracy, silhouette, views)
-print(report.matched_verdict(dynamics))
-print(report.stability_of(P.figures_dir(), claims=(4,)))  # from the CSVs just written
-print(report.verdicts(final, report.comparisons(final), claims=(3,)))
+silhouette, views = measuring.measured(P, "silhouette", "views")  # silhouette.csv, views.csv: the final models
+final = tables.long_form(accuracy, silhouette, views)
+print(claims.matched_verdict(dynamics))
+print(stability.stability_of(P.figures_dir(), claims=(4,)))  # from the CSVs just written
+print(claims.verdicts(final, comparisons.comparisons(final), claims=(3,)))

@@ -26,18 +26,18 @@
 profile = "quick"  # a params/<profile>.yaml; override any of its keys below or with papermill
 
 # %%
-from bnlib import params, plots, report, results
+from bnlib import claims, comparisons, lens_plots, measuring, params, plots, prose, stability
 
 P = params.from_notebook(globals())
-accuracy, curves, trees = results.measured(P, "accuracy", "trees", "tree_summary")  # their .csv files
-print(report.describe_exclusions(accuracy))  # left out of every statistic below
-print(report.describe_trees(trees, P))
+accuracy, curves, trees = measuring.measured(P, "accuracy", "trees", "tree_summary")  # their .csv files
+print(prose.describe_exclusions(accuracy))  # left out of every statistic below
+print(prose.describe_trees(trees, P))
 
 # %%
 hidden = P.hidden_layers()
 layers = list(dict.fromkeys([hidden[0], hidden[len(hidden) // 2], hidden[-2], hidden[-1]]))
-fig = plots.trees_figure(curves, trees, layers, title=f"Decision trees over binary codes · {P.arch} on "
-                         f"{report.dataset_title(P)}")
+fig = lens_plots.trees_figure(curves, trees, layers, title=f"Decision trees over binary codes · {P.arch} on "
+                         f"{prose.dataset_title(P)}")
 plots.save_figure(fig, curves, P.figures_dir(), "trees")
 
 # %% [markdown]
@@ -45,7 +45,7 @@ plots.save_figure(fig, curves, P.figures_dir(), "trees")
 # Per measure and layer, BN minus no BN. For the depth to the target fidelity, lower is simpler.
 
 # %%
-comparison = report.comparisons(trees)
-print(report.lens_verdict(5, comparison))
-print(report.stability_of(P.figures_dir(), claims=(5,)))  # from the CSVs just written
-comparison[report.SHOWN].round(4)
+comparison = comparisons.comparisons(trees)
+print(claims.lens_verdict(5, comparison))
+print(stability.stability_of(P.figures_dir(), claims=(5,)))  # from the CSVs just written
+comparison[comparisons.SHOWN].round(4)

@@ -25,18 +25,18 @@
 profile = "quick"  # a params/<profile>.yaml; override any of its keys below or with papermill
 
 # %%
-from bnlib import params, plots, report, results
+from bnlib import claims, comparisons, lens_plots, measuring, params, plots, prose, stability
 
 P = params.from_notebook(globals())
-accuracy, maps, invariance = results.measured(P, "accuracy", "translation", "invariance")  # their .csv files
-print(report.describe_exclusions(accuracy))  # left out of every statistic below
-print(report.describe_translation(maps))
+accuracy, maps, invariance = measuring.measured(P, "accuracy", "translation", "invariance")  # their .csv files
+print(prose.describe_exclusions(accuracy))  # left out of every statistic below
+print(prose.describe_translation(maps))
 
 # %%
 hidden = P.hidden_layers()
 layers = list(dict.fromkeys([hidden[0], hidden[len(hidden) // 2], hidden[-2], hidden[-1]])) + ["output"]
-fig = plots.translation_figure(maps, invariance, layers, title=f"Translation sensitivity · {P.arch} on "
-                               f"{report.dataset_title(P)}")
+fig = lens_plots.translation_figure(maps, invariance, layers, title=f"Translation sensitivity · {P.arch} on "
+                               f"{prose.dataset_title(P)}")
 plots.save_figure(fig, maps, P.figures_dir(), "translation")
 
 # %% [markdown]
@@ -44,7 +44,7 @@ plots.save_figure(fig, maps, P.figures_dir(), "translation")
 # Per view and layer, BN minus no BN of the mean similarity over the shifts (higher: more invariant).
 
 # %%
-comparison = report.comparisons(invariance)
-print(report.lens_verdict(6, comparison))
-print(report.stability_of(P.figures_dir(), claims=(6,)))  # from the CSVs just written
-comparison[report.SHOWN].round(4)
+comparison = comparisons.comparisons(invariance)
+print(claims.lens_verdict(6, comparison))
+print(stability.stability_of(P.figures_dir(), claims=(6,)))  # from the CSVs just written
+comparison[comparisons.SHOWN].round(4)

@@ -31,15 +31,15 @@
 profile = "quick"  # a params/<profile>.yaml; override any of its keys below or with papermill
 
 # %%
-from bnlib import params, plots, report, results
+from bnlib import analyses, claims, comparisons, lens_plots, measuring, params, plots, prose, stability, tables
 
 P = params.from_notebook(globals())
-accuracy, margins, summary = results.measured(P, "accuracy", "margins", "margin_summary")  # their .csv files
-print(report.describe_exclusions(accuracy))  # left out of every statistic below
-print(report.describe_margins(margins))
+accuracy, margins, summary = measuring.measured(P, "accuracy", "margins", "margin_summary")  # their .csv files
+print(prose.describe_exclusions(accuracy))  # left out of every statistic below
+print(prose.describe_margins(margins))
 
 # %%
-fig = plots.margins_figure(summary, accuracy, title=f"Margins · {P.arch} on {report.dataset_title(P)}")
+fig = lens_plots.margins_figure(summary, accuracy, title=f"Margins · {P.arch} on {prose.dataset_title(P)}")
 plots.save_figure(fig, margins, P.figures_dir(), "margins")
 
 # %% [markdown]
@@ -48,12 +48,12 @@ plots.save_figure(fig, margins, P.figures_dir(), "margins")
 # then each measure against the generalisation gap.
 
 # %%
-comparison = report.comparisons(summary)
-print(report.lens_verdict(7, comparison))
-print(report.stability_of(P.figures_dir(), claims=(7,)))  # from the CSVs just written
-gap = report.gap_correlations(results.long_form(accuracy, summary), report.LENSES[7][0])
-print(report.describe_gap(gap))
-comparison[report.SHOWN].round(4)
+comparison = comparisons.comparisons(summary)
+print(claims.lens_verdict(7, comparison))
+print(stability.stability_of(P.figures_dir(), claims=(7,)))  # from the CSVs just written
+gap = analyses.gap_correlations(tables.long_form(accuracy, summary), claims.LENSES[7][0])
+print(claims.describe_gap(gap))
+comparison[comparisons.SHOWN].round(4)
 
 # %%
 gap.round(4)

@@ -29,17 +29,17 @@
 profile = "quick"  # a params/<profile>.yaml; override any of its keys below or with papermill
 
 # %%
-from bnlib import params, plots, report, results
+from bnlib import analyses, claims, comparisons, lens_plots, measuring, params, plots, prose, stability, tables
 
 P = params.from_notebook(globals())
-accuracy, regions, summary, planes = results.measured(P, "accuracy", "fragmentation", "fragmentation_summary",
+accuracy, regions, summary, planes = measuring.measured(P, "accuracy", "fragmentation", "fragmentation_summary",
                                                       "planes")  # their .csv files
-print(report.describe_exclusions(accuracy))  # left out of every statistic below
-print(report.describe_fragmentation(regions))
+print(prose.describe_exclusions(accuracy))  # left out of every statistic below
+print(prose.describe_fragmentation(regions))
 
 # %%
-fig = plots.fragmentation_figure(planes, summary, accuracy, title=f"Fragmentation · {P.arch} on "
-                                 f"{report.dataset_title(P)}")
+fig = lens_plots.fragmentation_figure(planes, summary, accuracy, title=f"Fragmentation · {P.arch} on "
+                                 f"{prose.dataset_title(P)}")
 plots.save_figure(fig, regions, P.figures_dir(), "fragmentation")
 
 # %% [markdown]
@@ -48,12 +48,12 @@ plots.save_figure(fig, regions, P.figures_dir(), "fragmentation")
 # each measure against the generalisation gap.
 
 # %%
-comparison = report.comparisons(summary)
-print(report.lens_verdict(8, comparison))
-print(report.stability_of(P.figures_dir(), claims=(8,)))  # from the CSVs just written
-gap = report.gap_correlations(results.long_form(accuracy, summary), report.LENSES[8][0])
-print(report.describe_gap(gap))
-comparison[report.SHOWN].round(4)
+comparison = comparisons.comparisons(summary)
+print(claims.lens_verdict(8, comparison))
+print(stability.stability_of(P.figures_dir(), claims=(8,)))  # from the CSVs just written
+gap = analyses.gap_correlations(tables.long_form(accuracy, summary), claims.LENSES[8][0])
+print(claims.describe_gap(gap))
+comparison[comparisons.SHOWN].round(4)
 
 # %%
 gap.round(4)

@@ -22,16 +22,16 @@
 profile = "quick"  # a params/<profile>.yaml; override any of its keys below or with papermill
 
 # %%
-from bnlib import params, plots, report, results
+from bnlib import analyses, claims, lens_plots, measuring, params, plots, prose, stability
 
 P = params.from_notebook(globals())
-accuracy, snapshot_regions, dynamics = results.measured(P, "accuracy", "fragmentation_dynamics", "dynamics")
-along = report.fragmentation_along_training(snapshot_regions, dynamics)  # per model and snapshot
-print(report.describe_exclusions(accuracy))  # left out of every statistic below
+accuracy, snapshot_regions, dynamics = measuring.measured(P, "accuracy", "fragmentation_dynamics", "dynamics")
+along = analyses.fragmentation_along_training(snapshot_regions, dynamics)  # per model and snapshot
+print(prose.describe_exclusions(accuracy))  # left out of every statistic below
 
 # %%
-fig = plots.fragmentation_dynamics_figure(along, title=f"Fragmentation along training · {P.arch} on "
-                                          f"{report.dataset_title(P)}")
+fig = lens_plots.fragmentation_dynamics_figure(along, title=f"Fragmentation along training · {P.arch} on "
+                                          f"{prose.dataset_title(P)}")
 plots.save_figure(fig, snapshot_regions, P.figures_dir(), "fragmentation_dynamics")
 
 # %% [markdown]
@@ -39,6 +39,6 @@ plots.save_figure(fig, snapshot_regions, P.figures_dir(), "fragmentation_dynamic
 # Per model, the rank correlation of its class regions with its test error over its snapshots.
 
 # %%
-print(report.describe_fragmentation_dynamics(along))
-print(report.stability_of(P.figures_dir(), claims=(9,)))  # from the CSVs just written
-report.fragmentation_tracking(along).round(3)
+print(claims.describe_fragmentation_dynamics(along))
+print(stability.stability_of(P.figures_dir(), claims=(9,)))  # from the CSVs just written
+analyses.fragmentation_tracking(along).round(3)

@@ -24,11 +24,11 @@ KEYS = {"n_represent": 400, "device": "cpu", "cpu_portable": True, "layers": ["c
         "notebooks": ["00_models", "04_clustering_views"]}
 BUILD = f"""
 import sys
-from bnlib import params, results
+from bnlib import final_measures, measuring, params
 P = params.resolve("smoke", cache_dir=sys.argv[1], **{KEYS!r})
-models = results.train_all(P, log=lambda s: None)
-results.experiment_results(P, models, log=lambda s: None)
-results.clustering_views(P, models)
+models = measuring.train_all(P, log=lambda s: None)
+final_measures.experiment_results(P, models, log=lambda s: None)
+final_measures.clustering_views(P, models)
 """
 
 
@@ -48,15 +48,15 @@ def build(cache: Path) -> None:
 
 def digests(cache: Path) -> dict[str, str]:
     """sha256 of every weight file and of each measured table as CSV text (floats written round-trip exact)."""
-    from bnlib import results
+    from bnlib import final_measures, measuring
     from bnlib.cache import Artifact
 
     P = params(cache)
-    models = results.train_all(P, log=lambda s: None)
+    models = measuring.train_all(P, log=lambda s: None)
     assert all(m.from_cache for m in models), "the grid should be trained already (build first)"
     out = {f"weights {c.norm} seed {c.seed}": Artifact(c, P.cache_dir).weights_sha256() for c in P.train_configs()}
-    tables = {"final-model measures": results.experiment_results(P, models, log=lambda s: None),
-              "clustering views": results.clustering_views(P, models)}
+    tables = {"final-model measures": final_measures.experiment_results(P, models, log=lambda s: None),
+              "clustering views": final_measures.clustering_views(P, models)}
     for name, table in tables.items():
         out[name] = hashlib.sha256(table.to_csv(index=False).encode()).hexdigest()
     return out

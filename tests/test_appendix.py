@@ -7,7 +7,7 @@ import subprocess
 import pandas as pd
 import pytest
 
-from bnlib import appendix, check
+from bnlib import appendix, check, drift
 from bnlib.params import resolve
 from bnlib.paths import FIGURES_DIR, REPO_ROOT
 
@@ -25,7 +25,7 @@ def site(tmp_path_factory):
 def test_landing_page_has_the_paper_results_and_figures(site):
     index = (site / "index.html").read_text()
     assert appendix.PAPER["title"] in index and "arxiv.org/abs/2501.14441" in index
-    assert "Potgieter" in index and "BN representations cluster better" in index  # a verdict from bnlib.report
+    assert "Potgieter" in index and "BN representations cluster better" in index  # a verdict from bnlib.claims
     assert "<table>" in index
     for fig in ("training", "sparsity", "silhouette", "umap", "views"):
         assert f'quick/{fig}.png' in index and f'quick/{fig}.csv' in index
@@ -90,24 +90,24 @@ def test_check_reports_zero_drift_for_an_identical_rerun_and_flags_a_flipped_ver
 
 def test_a_rerun_over_committed_csvs_says_what_moved_and_which_words_changed(tmp_path):
     """The block `make figures` prints at its end when its folder held CSVs before it (issue 42)."""
-    before = check.snapshot(FIGURES_DIR / "quick")
+    before = drift.snapshot(FIGURES_DIR / "quick")
     try:
         assert before.name == "quick" and {p.name for p in before.iterdir()} == \
             {p.name for p in (FIGURES_DIR / "quick").glob("*.csv")}
-        text = check.how_it_compares(before, FIGURES_DIR / "quick", "figures/quick")
+        text = drift.how_it_compares(before, FIGURES_DIR / "quick", "figures/quick")
         assert "numbers: all" in text and "identical" in text and "claim words: none of 9 changed" in text
         flipped = tmp_path / "quick"
         shutil.copytree(before, flipped)
         df = pd.read_csv(flipped / "sparsity.csv")
         df.loc[(df.norm == "batch") & (df.layer == "conv1") & (df.metric == "channel_sparsity"), "value"] += 0.2
         df.to_csv(flipped / "sparsity.csv", index=False)
-        text = check.how_it_compares(before, flipped, "figures/quick")
+        text = drift.how_it_compares(before, flipped, "figures/quick")
         assert "numbers: 4 of " in text and "sparsity 4/" in text and "(largest |Δ| 0.2)" in text
         assert re.search(r"claim 1 CHANGED: undetermined \(16/16\) -> not supported", text), text
         assert "`git checkout -- figures/quick` restores the committed ones" in text
     finally:
         shutil.rmtree(before.parent)
-    assert check.snapshot(tmp_path / "empty") is None
+    assert drift.snapshot(tmp_path / "empty") is None
 
 
 def test_drift_matches_rows_on_their_identifiers_and_compares_every_measured_column(tmp_path):
@@ -118,7 +118,7 @@ def test_drift_matches_rows_on_their_identifiers_and_compares_every_measured_col
     for name, x in (("a", [0.5, 0.5, 0.5]), ("b", [0.5, 0.75, 0.5])):
         (tmp_path / name).mkdir()
         pd.DataFrame(rows | {"x": x}).to_csv(tmp_path / name / "trees.csv", index=False)
-    table = check.drift(tmp_path / "a", tmp_path / "b").set_index("metric")
+    table = drift.drift(tmp_path / "a", tmp_path / "b").set_index("metric")
     assert table.loc["x", "moved"] == 1 and table.loc["x", "max_abs_drift"] == 0.25
     assert table.loc["fits", "moved"] == 0 and table.loc["fits", "values"] == 3
     assert (table.unmatched_rows == 0).all()

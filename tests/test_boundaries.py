@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from bnlib import boundaries, params, report, results
+from bnlib import analyses, boundaries, claims, params, tables
 from bnlib.models import build_model
 
 
@@ -159,12 +159,12 @@ def _along(errors_and_regions: dict) -> pd.DataFrame:
 def test_fragmentation_along_training_joins_each_snapshot_to_its_test_accuracy():
     regions = pd.DataFrame([("d", "a", "batch", 0, e, int(e * 10), "test", "across", t, r)
                             for e, rs in ((0.0, (1, 3)), (0.5, (4, 6))) for t, r in enumerate(rs)],
-                           columns=results.FRAGMENT_DYNAMICS_COLUMNS)
+                           columns=list(tables.TABLES["fragmentation_dynamics"].columns))
     dynamics = pd.DataFrame([("d", "a", "batch", 0, e, int(e * 10), layer, 0, metric, v)
                              for e, v in ((0.0, 0.1), (0.5, 0.8))
                              for layer, metric in (("model", "test_accuracy"), ("conv1", "silhouette"))],
-                            columns=results.DYNAMICS_COLUMNS)
-    along = report.fragmentation_along_training(regions, dynamics)
+                            columns=list(tables.TABLES["dynamics"].columns))
+    along = analyses.fragmentation_along_training(regions, dynamics)
     assert along.regions.tolist() == [2.0, 5.0] and along.test_accuracy.tolist() == [0.1, 0.8]
     np.testing.assert_allclose(along.test_error, [0.9, 0.2])
 
@@ -172,11 +172,11 @@ def test_fragmentation_along_training_joins_each_snapshot_to_its_test_accuracy()
 def test_claim_9_leaves_out_the_initialisation_and_names_the_direction():
     # after epoch 0 the regions fall with the error in every model; the initialisation would break the order
     falling = {(n, s): [(0, 0.9, 1), (1, 0.5, 9), (2, 0.3, 7), (3, 0.2, 5)] for n in ("batch", "none") for s in (0, 1)}
-    track = report.fragmentation_tracking(_along(falling))
+    track = analyses.fragmentation_tracking(_along(falling))
     assert (track.rho == 1.0).all() and (track.snapshots == 3).all()
 
     def words(points):
-        return report.claim_words(report.describe_fragmentation_dynamics(_along(points)))
+        return claims.claim_words(claims.describe_fragmentation_dynamics(_along(points)))
 
     assert words(falling) == {9: "supported"}
     rising = {k: [(e, err, 10 - r) for e, err, r in v] for k, v in falling.items()}
@@ -185,4 +185,4 @@ def test_claim_9_leaves_out_the_initialisation_and_names_the_direction():
     assert words(mixed) == {9: "mixed"}
     short = {k: v[:3] for k, v in falling.items()}  # two points after the initialisation: no correlation
     assert words(short) == {9: "no verdict"}
-    assert "too few snapshots" in report.describe_fragmentation_dynamics(_along(short))
+    assert "too few snapshots" in claims.describe_fragmentation_dynamics(_along(short))

@@ -56,7 +56,7 @@ def test_idx_files_load_exactly_as_the_builtin_mnist(shared_data):
 
 
 def test_the_decoded_cache_is_checked_and_a_damaged_one_decoded_again(tmp_path, isolated_cache):
-    from bnlib.cache import CacheWarning
+    from bnlib.checked import CacheWarning
 
     spec = {"format": "npz", "path": str(_npz(tmp_path / "d.npz", rgb32=False)), "resize": [28, 28]}
     name = resolve("smoke", dataset=spec, **SMALL).dataset

@@ -15,7 +15,7 @@ import pytest
 from bnlib.paths import FIGURES_DIR, REPO_ROOT
 
 ENTRY_MODULES = ("runner", "refresh", "check", "report", "appendix")
-SCRIPTS = sorted([*REPO_ROOT.glob("bnlib/*.py"), *REPO_ROOT.glob("benchmarks/*.py")])
+SCRIPTS = sorted([*REPO_ROOT.glob("bnlib/*.py"), *REPO_ROOT.glob("benchmarks/*.py"), *REPO_ROOT.glob("tools/*.py")])
 
 
 def _python(*args, **kwargs):
@@ -56,12 +56,12 @@ def committed_profiles() -> list[str]:
 def test_report_runs_as_a_program_on_every_committed_profile(profile):
     done = _python("-m", "bnlib.report", profile)
     assert done.returncode == 0, done.stderr[-3000:]
-    from bnlib import report
+    from bnlib import claims, pages
 
     ablation = (FIGURES_DIR / profile / "ablation_shared.csv").is_file()
-    assert done.stdout == (report.ablation(profile) if ablation else report.profile_report(profile)) + "\n"
+    assert done.stdout == (pages.ablation(profile) if ablation else pages.profile_report(profile)) + "\n"
     assert done.stdout.startswith("| variant | test accuracy |")
-    assert ablation or f"1. *{report.CLAIMS[1]}*" in done.stdout
+    assert ablation or f"1. *{claims.CLAIMS[1]}*" in done.stdout
 
 
 def test_report_on_an_unknown_profile_names_it_and_the_committed_ones():
@@ -74,9 +74,9 @@ def test_make_report_prints_the_results_of_the_profile():
     done = subprocess.run(["make", "--no-print-directory", "report", "PROFILE=quick"], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    from bnlib import report
+    from bnlib import claims
 
-    assert f"1. *{report.CLAIMS[1]}*" in done.stdout
+    assert f"1. *{claims.CLAIMS[1]}*" in done.stdout
 
 
 def make_targets() -> list[str]:

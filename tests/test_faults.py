@@ -18,8 +18,9 @@ import pytest
 import torch
 
 from bnlib import params as params_mod
-from bnlib import report, results, runner, stats
-from bnlib.cache import Artifact, CacheWarning
+from bnlib import analyses, comparisons, final_measures, measuring, prose, runner, samples, stats
+from bnlib.cache import Artifact
+from bnlib.checked import CacheWarning
 from bnlib.config import ConfigError
 from bnlib.models import build_model
 from bnlib.params import resolve
@@ -43,11 +44,11 @@ def blown_up(tmp_path_factory):
     from conftest import built_once
 
     cache = built_once(tmp_path_factory, "blown-up-cache",
-                       lambda folder: results.train_all(resolve("smoke", cache_dir=str(folder), **BLOWN_UP, **QUIET),
+                       lambda folder: measuring.train_all(resolve("smoke", cache_dir=str(folder), **BLOWN_UP, **QUIET),
                                                         log=lambda s: None))
     p = resolve("smoke", cache_dir=str(cache), **BLOWN_UP, **QUIET)
-    models = results.train_all(p, log=lambda s: None)
-    return p, models, results.experiment_results(p, models, log=lambda s: None)
+    models = measuring.train_all(p, log=lambda s: None)
+    return p, models, final_measures.experiment_results(p, models, log=lambda s: None)
 
 
 def test_blown_up_runs_are_excluded_with_a_reason(blown_up):
@@ -55,13 +56,13 @@ def test_blown_up_runs_are_excluded_with_a_reason(blown_up):
     assert all(m.status in ("diverged", "failed") and m.reason for m in models)
     assert df[df.layer != "model"].empty  # no metric from an unusable model
     assert set(df[df.metric == "excluded"].value) == {1.0}
-    text = report.describe_exclusions(df)
+    text = prose.describe_exclusions(df)
     assert "4 of 4 runs are EXCLUDED" in text and all(f"{m.config.norm}, seed {m.config.seed}" in text for m in models)
     verdict = stats.describe_comparison(stats.compare_norms(df, "silhouette"), "silhouette")
     assert "No silhouette values" in verdict or "NO VERDICT" in verdict
     assert "higher in" not in verdict and "lower in" not in verdict
-    emb = results.umap_table(p, models)
-    assert emb.empty and "no usable model" in report.describe_embedding_silhouettes(report.embedding_silhouettes(emb))
+    emb = final_measures.umap_table(p, models)
+    assert emb.empty and "no usable model" in prose.describe_embedding_silhouettes(analyses.embedding_silhouettes(emb))
 
 
 def test_every_unusable_kind_is_caught():
@@ -79,11 +80,11 @@ def test_every_unusable_kind_is_caught():
 
 def test_non_finite_activations_mark_the_run_diverged(tmp_path):
     p = smoke(tmp_path / "cache", seeds=[0])
-    models = results.train_all(p, log=lambda s: None)
+    models = measuring.train_all(p, log=lambda s: None)
     bad = models[0]
     with torch.no_grad():  # finite weights whose activations overflow float32
         bad.model.conv1.conv.weight.mul_(1e38)
-    rows = results.measure_model(bad, results.representation_set(p), p)
+    rows = final_measures.measure_model(bad, samples.representation_set(p), p)
     assert bad.status == "diverged" and "non-finite activations in conv1" in bad.reason
     assert rows[rows.layer != "model"].empty and rows[rows.metric == "excluded"].value.item() == 1
     assert Artifact(bad.config, p.cache_dir).load().status == "diverged"  # recorded in the store
@@ -99,13 +100,13 @@ def test_notebooks_name_the_excluded_runs_and_finish(blown_up, tmp_path, name):
 
 
 def test_power_needs_two_usable_seeds_a_side():
-    from bnlib import report
-    assert report.power(report.comparisons(pd.DataFrame(columns=["norm", "seed", "layer", "layer_index", "metric",
+    from bnlib import prose
+    assert prose.power(comparisons.comparisons(pd.DataFrame(columns=["norm", "seed", "layer", "layer_index", "metric",
                                                                  "value"]))).startswith("Power: not computed")
     rows = [dict(norm=n, seed=s, layer="conv1", layer_index=1, metric="silhouette", value=v)
             for n, s, v in [("batch", 0, 0.5), ("batch", 1, 0.6), ("none", 0, 0.1), ("none", 1, 0.2)]]
-    assert "with 2 vs 2 seeds" in report.power(report.comparisons(pd.DataFrame(rows)))
-    assert "not computed" in report.power(report.comparisons(pd.DataFrame(rows[:3])))
+    assert "with 2 vs 2 seeds" in prose.power(comparisons.comparisons(pd.DataFrame(rows)))
+    assert "not computed" in prose.power(comparisons.comparisons(pd.DataFrame(rows[:3])))
 
 
 # ------------------------------------------------------------------ 2. no verdict from a missing variant
@@ -145,9 +146,9 @@ def test_a_figure_with_one_variant_left_draws_it(kind):
 def measured(smoke_cache):
     """BN seed 0 of the suite's smoke grid, from a copy of its cache (these tests damage the cached files)."""
     p = resolve("smoke", cache_dir=str(smoke_cache), seeds=[0], norms=["batch"])  # the grid's keys, device too
-    models = results.train_all(p, log=lambda s: None)
+    models = measuring.train_all(p, log=lambda s: None)
     assert all(m.from_cache for m in models)  # the shared grid's model, not a second training
-    df = results.experiment_results(p, models, log=lambda s: None)
+    df = final_measures.experiment_results(p, models, log=lambda s: None)
     csv = next((models[0].path / "results").glob("metrics-*.csv"))
     return p, models, df, csv
 
@@ -162,20 +163,20 @@ def test_damaged_results_csv_is_detected_and_rebuilt(measured, damage):
     else:
         csv.with_name(csv.name + ".sha256").unlink()
     with pytest.warns(CacheWarning, match=str(csv.name)):
-        again = results.experiment_results(p, models, log=lambda s: None)
+        again = final_measures.experiment_results(p, models, log=lambda s: None)
     pd.testing.assert_frame_equal(again, df)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # rebuilt: the next read is clean
-        pd.testing.assert_frame_equal(results.experiment_results(p, models, log=lambda s: None), df)
+        pd.testing.assert_frame_equal(final_measures.experiment_results(p, models, log=lambda s: None), df)
 
 
 def test_damaged_umap_embedding_is_rebuilt(measured):
     p, models, _, _ = measured
-    table = results.umap_table(p, models)
+    table = final_measures.umap_table(p, models)
     npy = next((models[0].path / "results").glob("umap-*.npy"))
     npy.write_bytes(npy.read_bytes()[:100])
     with pytest.warns(CacheWarning):
-        pd.testing.assert_frame_equal(results.umap_table(p, models), table)
+        pd.testing.assert_frame_equal(final_measures.umap_table(p, models), table)
 
 
 # ------------------------------------------------------------------ 5. a half-extracted MNIST heals
@@ -235,9 +236,9 @@ def test_malformed_profile_names_the_file_and_line(tmp_path, monkeypatch, text, 
 # ------------------------------------------------------------------ 10. leftovers and hints
 def test_training_table_has_no_wall_clock(measured):
     _, models, _, _ = measured
-    curves, timings = results.history_table(models), results.history_table(models, timings=True)
-    assert not set(results.TIMING_COLUMNS) & set(curves.columns)
-    assert set(results.TIMING_COLUMNS) <= set(timings.columns)
+    curves, timings = final_measures.history_table(models), final_measures.history_table(models, timings=True)
+    assert not set(final_measures.TIMING_COLUMNS) & set(curves.columns)
+    assert set(final_measures.TIMING_COLUMNS) <= set(timings.columns)
 
 
 def test_dead_kernel_says_that_a_rerun_resumes(monkeypatch, tmp_path):

@@ -90,13 +90,13 @@ def test_a_measuring_run_and_a_refresh_of_its_csvs_make_identical_notebooks_and_
 def test_every_committed_notebook_prints_the_verdicts_of_its_profile_page():
     """A verdict sentence in an executed notebook is word for word the one in the profile's report (README grid,
     figures/<profile>/README.md, the appendix), so no reader gets a different answer."""
-    from bnlib import report
+    from bnlib import pages
 
     checked = 0
     for folder in refresh.committed_profiles():
         if (FIGURES_DIR / folder / "ablation_shared.csv").is_file():
             continue
-        page = report.profile_report(folder)
+        page = pages.profile_report(folder)
         for path in sorted((FIGURES_DIR / folder).glob("*.ipynb")):
             text = "".join(o.get("text", "") for c in nbformat.read(path, as_version=4).cells
                            for o in c.get("outputs", []) if o.get("output_type") == "stream")
@@ -104,3 +104,9 @@ def test_every_committed_notebook_prints_the_verdicts_of_its_profile_page():
                 assert sentence in page, f"{folder}/{path.name} prints a verdict its page lacks: {sentence[:120]}"
                 checked += 1
     assert checked >= 12  # claims 1 and 2 in 01, claim 3 in 04, for each of four profiles
+
+
+def test_a_failed_runs_partial_notebook_is_neither_rendered_nor_read(tmp_path):
+    for name in ("01_sparsity.ipynb", "07_decision_trees.failed.ipynb"):
+        (tmp_path / name).write_text("{}")
+    assert [p.name for p in refresh._notebooks(tmp_path)] == ["01_sparsity.ipynb"]

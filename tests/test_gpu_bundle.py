@@ -1,4 +1,4 @@
-"""The GPU bundle's dependency walk (benchmarks/gpu_bundle.py), on synthetic wheels: no network."""
+"""The GPU bundle's dependency walk (tools/gpu_bundle.py), on synthetic wheels: no network."""
 import importlib.util
 import zipfile
 from pathlib import Path
@@ -7,7 +7,7 @@ import pytest
 
 from bnlib.paths import REPO_ROOT
 
-spec = importlib.util.spec_from_file_location("gpu_bundle", REPO_ROOT / "benchmarks" / "gpu_bundle.py")
+spec = importlib.util.spec_from_file_location("gpu_bundle", REPO_ROOT / "tools" / "gpu_bundle.py")
 gpu_bundle = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(gpu_bundle)
 

@@ -73,12 +73,15 @@ gen = torch.Generator().manual_seed(0)
 acts = torch.relu(torch.randn(1024, 4096, generator=gen))
 labels = torch.arange(1024) % 10
 code_neighbour_agreement(acts[:64], labels[:64])  # the one-off choice, and warm-up
-t0 = time.perf_counter(); code_neighbour_agreement(acts, labels); views = time.perf_counter() - t0
+def best_of_3(work):  # the fastest of three runs: one run alone moved by 2x with the machine's noise
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter(); work(); times.append(time.perf_counter() - t0)
+    return min(times)
+views = best_of_3(lambda: code_neighbour_agreement(acts, labels))
 bits = (acts > 0).float()
-t0 = time.perf_counter()
-for s in range(0, 1024, 512):
-    bits[s:s + 512] @ bits.T
-floor = time.perf_counter() - t0  # the same Hamming products through float32, the always-safe path
+# the same Hamming products through float32, the always-safe path
+floor = best_of_3(lambda: [bits[s:s + 512] @ bits.T for s in range(0, 1024, 512)])
 P = params.resolve("cifar10-cpu")
 print(json.dumps({"views": views, "floor": floor, "cpu_bf16": P.train_config("batch", 0).cpu_bf16,
                   "capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": kernels.native_bf16()}))
@@ -133,9 +136,9 @@ def test_the_estimate_counts_only_what_is_not_cached(monkeypatch):
 
 
 def test_a_lens_table_is_costed_only_when_its_notebook_runs(monkeypatch):
-    from bnlib.results import CACHED_TABLES
+    from bnlib.tables import CACHES
 
-    assert set(estimate.LENS_TABLES) <= set(CACHED_TABLES)
+    assert set(estimate.LENS_TABLES) <= set(CACHES)
     assert set(estimate.LENS_TABLES.values()) <= set(params.NOTEBOOKS)
     monkeypatch.setattr(estimate, "step_seconds", lambda P, norm: 0.01)
     monkeypatch.setattr(estimate, "gemm_rate", lambda: 1e10)

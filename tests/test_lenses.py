@@ -124,9 +124,9 @@ def _lens_rows(gap: float, metrics=("tree_fidelity", "tree_depth_to_target", "tr
 
 @pytest.mark.parametrize("gap,word", [(0.1, "supported"), (-0.1, "the opposite"), (0.0, "no difference")])
 def test_lens_verdicts_follow_the_numbers(gap, word):
-    from bnlib import report
+    from bnlib import claims, comparisons
 
-    sentence = report.lens_verdict(5, report.comparisons(_lens_rows(gap)))
-    assert report.claim_words(sentence) == {5: word}
+    sentence = claims.lens_verdict(5, comparisons.comparisons(_lens_rows(gap)))
+    assert claims.claim_words(sentence) == {5: word}
     translation = _lens_rows(gap, ("shift_cosine", "shift_cosine_pooled", "shift_agreement"))
-    assert report.claim_words(report.lens_verdict(6, report.comparisons(translation))) == {6: word}
+    assert claims.claim_words(claims.lens_verdict(6, comparisons.comparisons(translation))) == {6: word}

@@ -11,7 +11,7 @@ import time
 import pandas as pd
 import pytest
 
-from bnlib import params, results
+from bnlib import final_measures, measuring, params
 from bnlib.cache import Artifact
 
 import portable_reference
@@ -51,9 +51,9 @@ def sequential(portable_grid):
 
 
 def grid_numbers(P):
-    models = results.train_all(P, log=lambda s: None)
+    models = measuring.train_all(P, log=lambda s: None)
     assert all(m.from_cache for m in models), "every model should be in the cache already"
-    return results.experiment_results(P, models, log=lambda s: None), results.clustering_views(P, models)
+    return final_measures.experiment_results(P, models, log=lambda s: None), final_measures.clustering_views(P, models)
 
 
 def assert_identical(P_ray, P_seq, got, want):
@@ -100,9 +100,9 @@ def test_a_killed_worker_is_retried_and_nothing_changes(two_nodes, sequential, t
     killer.join()
     assert killed, "no training worker was seen to kill"
     assert counts["trained"] == 4 and counts["failed"] == 0
-    models = results.train_all(P, log=lambda s: None)
+    models = measuring.train_all(P, log=lambda s: None)
     assert all(m.from_cache for m in models)
-    assert_identical(P, P_seq, [results.experiment_results(P, models, log=lambda s: None)], want[:1])
+    assert_identical(P, P_seq, [final_measures.experiment_results(P, models, log=lambda s: None)], want[:1])
 
 
 def test_threads_follow_the_cpus_a_task_asks_for():

@@ -38,14 +38,14 @@ def test_readme_papermill_commands_run_as_written(tmp_path, smoke_cache):
 
 def test_readme_is_user_documentation_with_the_claims_grid_at_its_top():
     """At most about 300 lines; the generated claims grid right under the quickstart, one row per claim; no diary."""
-    from bnlib import report
+    from bnlib import claims
 
     text = (REPO_ROOT / "README.md").read_text()
     assert len(text.splitlines()) <= 300
     headings = re.findall(r"^## (.+)$", text, flags=re.M)
     assert headings[:2] == ["Quickstart", "The claims at a glance"]
     grid = re.search(r"<!-- claims -->\n(.*?)\n<!-- /claims -->", text, flags=re.S).group(1)
-    assert all(f"| {n}. {claim} |" in grid for n, claim in report.CLAIMS.items())
+    assert all(f"| {n}. {claim} |" in grid for n, claim in claims.CLAIMS.items())
     assert "figures/quick/README.md#results" in grid and "figures/cifar10-cpu/README.md#results" in grid
     assert "in this session" not in text and "SIGSTOP" not in text
 

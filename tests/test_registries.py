@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from bnlib import measures, params
+from bnlib import measures, measuring, params, tables
 from bnlib.config import ConfigError, TrainConfig, TrainingKeys
 from bnlib.paths import FIGURES_DIR, PARAMS_DIR, REPO_ROOT
-from bnlib.results import MEASURED_TABLES
+from bnlib.tables import TABLES
 
 BNLIB = REPO_ROOT / "bnlib"
 
@@ -33,8 +33,30 @@ def test_every_measure_reads_and_has_a_direction():
     for m in measures.MEASURES.values():
         assert m.label and m.axis and m.better in ("higher", "lower", "")
         assert (m.compute is None) == (m.stage == "model"), m.name
-        assert set(m.tables) <= set(MEASURED_TABLES), m.name
+        assert set(m.tables) <= set(TABLES), m.name
         assert not m.votes or m.better, f"{m.name} votes on claim 3, so it needs a direction"
+
+
+def test_every_table_entry_builds_and_is_shown_by_a_notebook():
+    for name, table in TABLES.items():
+        assert callable(measuring.builder(name)), name
+        assert table.notebook in params.NOTEBOOKS, name
+        assert table.source is None or name in tables.written_with(table.source), name
+        assert table.summary is None or TABLES[table.summary].source == name, name
+        assert table.columns is None or len(set(table.columns)) == len(table.columns), name
+    for notebook in params.NOTEBOOKS:  # each figure is named after the table it is drawn from
+        assert params.NOTEBOOKS[notebook][0] == tables.figure_of(notebook)
+    assert tables.written_with("tree_summary") == tables.written_with("trees") == ["trees", "tree_summary"]
+    with pytest.raises(KeyError, match="no measured table 'sparsity_tabel'"):
+        tables.check_names(["sparsity", "sparsity_tabel"])
+
+
+def test_the_tables_the_claims_and_the_estimate_name_are_registered():
+    from bnlib import claims, estimate
+
+    assert {table for _, table, _ in claims.LENSES.values()} <= set(TABLES)
+    assert set(tables.HEADLINE) == {"accuracy", "sparsity", "silhouette", "views"}
+    assert set(estimate.LENS_TABLES) <= set(tables.CACHES)
 
 
 def test_training_keys_are_declared_once():

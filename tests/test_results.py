@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bnlib import measures, results, stats
+from bnlib import final_measures, measures, measuring, samples, stats, tables, train
 from bnlib.params import resolve
 
 TINY = dict(n_represent=60, umap_samples=40, device="cpu", umap_layers=["conv1"], umap_n_neighbors=5, umap_pca_dims=10)
@@ -18,14 +18,14 @@ def tiny_run(smoke_run, tmp_path_factory):
     cache = tmp_path_factory.mktemp("smoke") / "cache"
     shutil.copytree(smoke_run[2], cache)
     params = resolve("smoke", cache_dir=str(cache))
-    models = results.train_all(params, log=lambda s: None)
+    models = measuring.train_all(params, log=lambda s: None)
     assert all(m.from_cache for m in models)
-    return params, models, results.experiment_results(params, models, log=lambda s: None)
+    return params, models, final_measures.experiment_results(params, models, log=lambda s: None)
 
 
 def test_tidy_columns_layers_and_ranges(tiny_run):
     params, models, df = tiny_run
-    assert list(df.columns) == results.COLUMNS
+    assert list(df.columns) == list(tables.COLUMNS)
     layers = df[df.layer != "model"]
     assert sorted(layers.layer.unique()) == sorted(params.hidden_layers())
     assert set(layers.metric) == set(measures.names(stage="layer"))
@@ -45,23 +45,23 @@ def test_results_are_cached_next_to_the_model(tiny_run, monkeypatch):
         raise AssertionError("recomputed instead of reading the cache")
 
     monkeypatch.setattr(measures.M, "silhouette_and_knn", fail)
-    again = results.experiment_results(params, models, log=lambda s: None)
+    again = final_measures.experiment_results(params, models, log=lambda s: None)
     pd.testing.assert_frame_equal(again, df)
     # a different metric parameter is a different cache entry
     changed = resolve("smoke", cache_dir=params.cache_dir, silhouette_metric="cosine")
     with pytest.raises(AssertionError, match="recomputed"):
-        results.measure_model(models[0], results.representation_set(changed), changed)
+        final_measures.measure_model(models[0], samples.representation_set(changed), changed)
 
 
 def test_umap_embedding_is_cached(tiny_run, monkeypatch):
     params, models, _ = tiny_run
-    table = results.umap_table(params, models)
+    table = final_measures.umap_table(params, models)
     assert set(table.norm) == {"batch", "none"} and set(table.seed) == {0}
     assert len(table) == 2 * len(params.umap_layers) * params.umap_samples
     assert np.isfinite(table[["umap_x", "umap_y"]]).all().all()
     import umap
     monkeypatch.setattr(umap, "UMAP", None)  # any recomputation would now fail
-    pd.testing.assert_frame_equal(results.umap_table(params, models), table)
+    pd.testing.assert_frame_equal(final_measures.umap_table(params, models), table)
 
 
 def test_compare_norms_welch():
@@ -83,27 +83,27 @@ def test_smoke_profile_with_a_width_multiplier(tmp_path):
     """Trains its own model: a width multiplier is another architecture, which no shared grid holds."""
     params = resolve("smoke", cache_dir=str(tmp_path), seeds=[0], width=0.5, init="vgg", **{
         k: v for k, v in TINY.items() if k != "seeds"})
-    models = results.train_all(params, log=lambda s: None)
+    models = measuring.train_all(params, log=lambda s: None)
     assert models[0].model.conv1.conv.out_channels == 16 and models[0].model.fc1.linear.out_features == 64
-    df = results.experiment_results(params, models, log=lambda s: None)
+    df = final_measures.experiment_results(params, models, log=lambda s: None)
     assert set(df[df.layer != "model"].layer) == set(params.hidden_layers())
     other = resolve("smoke", cache_dir=str(tmp_path), seeds=[0], **{k: v for k, v in TINY.items() if k != "seeds"})
-    first, changed = (results.artifact_dir(p.train_configs()[0], tmp_path) for p in (params, other))
+    first, changed = (train.artifact_dir(p.train_configs()[0], tmp_path) for p in (params, other))
     assert first != changed
 
 
 def test_a_cached_cka_table_is_verified_and_a_changed_value_recomputed(tiny_run):
-    from bnlib.cache import CacheWarning
+    from bnlib.checked import CacheWarning
 
     params, models, _ = tiny_run
-    first = results.cka_table(params, models)
+    first = final_measures.cka_table(params, models)
     (path,) = (Path(params.cache_dir) / "cka").glob("cka-*.csv")
     assert path.with_name(f"{path.name}.sha256").is_file()
-    pd.testing.assert_frame_equal(results.cka_table(params, models), first)  # read back, verified
+    pd.testing.assert_frame_equal(final_measures.cka_table(params, models), first)  # read back, verified
     lines = path.read_text().splitlines()
     head, value = lines[1].rsplit(",", 1)
     lines[1] = f"{head},{float(value) / 2}"  # halve one CKA value
     path.write_text("\n".join(lines) + "\n")
     with pytest.warns(CacheWarning, match="does not match its recorded sha256"):
-        again = results.cka_table(params, models)
+        again = final_measures.cka_table(params, models)
     pd.testing.assert_frame_equal(again, first)  # detected and recomputed, not reused

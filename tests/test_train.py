@@ -7,7 +7,8 @@ import torch
 
 from bnlib.config import ConfigError, TrainConfig
 from bnlib.data import load_dataset
-from bnlib.cache import Artifact, read_checked
+from bnlib.cache import Artifact
+from bnlib.checked import read_checked
 from bnlib.train import artifact_dir, augment_batch, get_or_train, load_train_test, train
 
 TINY = dict(dataset="mnist5k", arch="cnn4", norm="batch", seed=0, optimizer="sgd", lr=0.01, momentum=0.9,

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from bnlib import measures, report, stats
+from bnlib import claims, comparisons, measures, stability, stats
 from bnlib.paths import FIGURES_DIR
-from bnlib.results import read_measured
+from bnlib.tables import read_measured
 
 PROFILES = [p for p in ("quick", "quick-8seeds", "mnist", "cifar10-cpu") if (FIGURES_DIR / p).is_dir()]
 
@@ -18,7 +18,7 @@ PROFILES = [p for p in ("quick", "quick-8seeds", "mnist", "cifar10-cpu") if (FIG
 def functional_pairs(rows: pd.DataFrame, metrics) -> list[tuple[str, str, float]]:
     """Pairs of `metrics` whose values, matched by model and layer over the voting rows, have |Spearman rho| = 1:
     one is a monotone function of the other in every row, so they are one statistic seen from two sides."""
-    rows = report.voting(rows[rows.metric.isin(metrics)])
+    rows = comparisons.voting(rows[rows.metric.isin(metrics)])
     wide = rows.pivot_table(index=["norm", "seed", "layer"], columns="metric", values="value")
     found = []
     for a, b in itertools.combinations([m for m in metrics if m in wide], 2):
@@ -34,7 +34,7 @@ def claim_tables(profile: str):
     """(claim, its voting measures, the rows they are read from) for every claim with votes on a profile."""
     folder = FIGURES_DIR / profile
     yield 3, measures.names(votes=True), pd.concat([read_measured(folder, t) for t in ("silhouette", "views")])
-    for claim, (metrics, table, _) in report.LENSES.items():
+    for claim, (metrics, table, _) in claims.LENSES.items():
         if (folder / f"{table}.csv").is_file():
             yield claim, metrics, read_measured(folder, table)
 
@@ -52,7 +52,7 @@ def test_the_independence_check_finds_the_pairs_that_voted_twice():
     sil = read_measured(FIGURES_DIR / "quick", "silhouette")
     fc1 = sil[sil.layer == "fc1"].pivot_table(index=["norm", "seed"], columns="metric", values="value")
     assert np.allclose(fc1.silhouette, fc1.silhouette_pooled)  # nothing to pool in fc1: why it votes once
-    assert not report.voting(sil[(sil.layer == "fc1")]).metric.eq("silhouette_pooled").any()
+    assert not comparisons.voting(sil[(sil.layer == "fc1")]).metric.eq("silhouette_pooled").any()
 
 
 @pytest.mark.parametrize("n", [4, 8])
@@ -107,7 +107,7 @@ def _per_model(n: int, slope: float, seed: int = 0) -> pd.DataFrame:
 @pytest.mark.parametrize("n,slope,word", [(4, 0.0, "undetermined"), (60, 0.0, "supported"),
                                           (60, 0.2, "not supported")])
 def test_claim_2_needs_an_interval_inside_the_margin_to_say_does_not(n, slope, word):
-    assert report.claim_words(report.claim2(_per_model(n, slope))) == {2: word}
+    assert claims.claim_words(claims.claim2(_per_model(n, slope))) == {2: word}
 
 
 def _sparsity(diffs: dict[str, float], spread: float = 0.005) -> pd.DataFrame:
@@ -127,31 +127,28 @@ def _sparsity(diffs: dict[str, float], spread: float = 0.005) -> pd.DataFrame:
 ])
 def test_claim_1_is_an_equivalence_test(diffs, spread, word):
     df = _sparsity(diffs, spread)
-    cmp = report.comparisons(df)
+    cmp = comparisons.comparisons(df)
     cs = cmp[(cmp.metric == "channel_sparsity") & cmp.testable]
-    assert report.claim_words(report.claim1(cs, cmp)) == {1: word}
+    assert claims.claim_words(claims.claim1(cs, cmp)) == {1: word}
 
 
 def test_a_stable_word_shows_its_count_and_an_unstable_one_says_so():
-    alphas = {a: "mixed" for a in report.ALPHAS}
-    assert report.Stability("mixed", 16, 16, "mixed", alphas).cell() == "mixed (16/16)"
-    assert report.Stability("supported", 4, 16, "mixed", alphas | {0.05: "supported"}).cell() == \
+    alphas = {a: "mixed" for a in stability.ALPHAS}
+    assert stability.Stability("mixed", 16, 16, "mixed", alphas).cell() == "mixed (16/16)"
+    assert stability.Stability("supported", 4, 16, "mixed", alphas | {0.05: "supported"}).cell() == \
         "supported, unstable (4/16, most often mixed; α = 0.025: mixed; α = 0.1: mixed)"
-    assert not report.Stability("mixed", 16, 16, "mixed", alphas | {0.1: "supported"}).stable
+    assert not stability.Stability("mixed", 16, 16, "mixed", alphas | {0.1: "supported"}).stable
 
 
 def test_the_rules_leave_the_runs_out_of_every_table_a_verdict_reads():
     out = frozenset({("batch", 0), ("none", 1)})
-    token = report._RULES.set(report.Rules(left_out=out))
-    try:
-        tables = [report.load("quick")] + [report._read(FIGURES_DIR / "quick", t) for t in
-                                           ("dynamics", "tree_summary", "fragmentation_dynamics")]
-    finally:
-        report._RULES.reset(token)
+    with comparisons.under_rules(comparisons.Rules(left_out=out)):
+        tables = [comparisons.load("quick")] + [comparisons.read(FIGURES_DIR / "quick", t) for t in
+                                                ("dynamics", "tree_summary", "fragmentation_dynamics")]
     for table in tables:
         runs = set(zip(table.norm, table.seed))
         assert not runs & out and len(runs) == 6
-    assert len(set(zip(report.load("quick").norm, report.load("quick").seed))) == 8  # and back after
+    assert len(set(zip(comparisons.load("quick").norm, comparisons.load("quick").seed))) == 8  # and back after
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -7,7 +7,7 @@ each wheel's own Requires-Dist until everything is either carried or already on 
 the package, when a dependency has no pin or no matching wheel, and when the bundle would not fit the
 device's 64 MiB working-tree limit together with the tracked files.
 
-    .venv/bin/python benchmarks/gpu_bundle.py            # -> .whl/, .devdata/, and the device command prefix
+    .venv/bin/python tools/gpu_bundle.py            # -> .whl/, .devdata/, and the device command prefix
 
 Both folders are git-ignored; name them in the device call's `carry`.
 """
@@ -37,7 +37,7 @@ DEVICE_ENV = {**default_environment(), "python_version": "3.12", "python_full_ve
 TREE_LIMIT = 64 * 2**20  # the device's limit on what travels per call
 
 
-def device_packages(path: Path = ROOT / "benchmarks" / "device_packages.txt") -> set[str]:
+def device_packages(path: Path = ROOT / "tools" / "device_packages.txt") -> set[str]:
     words = [w for line in path.read_text().splitlines() if not line.startswith("#") for w in line.split()]
     return {canonical(w) for w in words}
 

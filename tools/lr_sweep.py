@@ -1,8 +1,8 @@
 """A short learning-rate (and initialisation) sweep per variant, to choose `lr` and `init` in a profile.
 
-    python benchmarks/lr_sweep.py --profile cifar10-cpu --lrs 3e-3 1e-3 3e-4 --epochs 4 --train-subset 10000 \
+    python tools/lr_sweep.py --profile cifar10-cpu --lrs 3e-3 1e-3 3e-4 --epochs 4 --train-subset 10000 \
         --inits pytorch vgg                                                                         # CPU
-    python benchmarks/lr_sweep.py --profile cifar10-jpeg --lrs 3e-3 1e-3 3e-4 1e-4 --epochs 10     # GPU
+    python tools/lr_sweep.py --profile cifar10-jpeg --lrs 3e-3 1e-3 3e-4 1e-4 --epochs 10     # GPU
 
 Trains seed 0 of each norm at each lr (and init) with the profile's other
 settings, on a stratified training subset and fewer epochs if asked, and
