@@ -1,7 +1,7 @@
 """Two more lenses of the same research group on the BN and no-BN models (notebooks 07 and 08).
 
 - **Decision trees over binary ReLU codes** (Mouton & Davel, arXiv 2202.00345). A layer's code is its on/off
-  pattern (`bnlib.metrics.activation_codes`, the codes notebook 04 uses); a conv map is first max-pooled to
+  pattern (`bnlib.codes.activation_codes`, the codes notebook 04 uses); a conv map is first max-pooled to
   `pool` x `pool` cells, so a bit says "this channel is active somewhere in this cell" (pool 0: every element).
   A `DecisionTreeClassifier` fit on the codes of the measured training samples explains the network's own
   prediction (**fidelity**) or the true label (**accuracy**), scored on held-out test images. One tree is grown
@@ -24,6 +24,7 @@ from sklearn.tree import DecisionTreeClassifier
 from torch import nn
 
 from . import metrics as M
+from .codes import activation_codes
 from .hooks import _eval_mode, _hooks
 from .models import hidden_layers
 
@@ -55,7 +56,7 @@ def pooled_codes(acts: torch.Tensor, pool: int) -> torch.Tensor:
     first (a cell's bit is on when any of its elements is > 0); `pool` 0, or an fc layer [N, D]: every unit."""
     if acts.dim() == 4 and pool > 0 and acts.shape[-1] > pool:
         acts = nn.functional.adaptive_max_pool2d(acts.float(), pool)
-    return M.activation_codes(acts)
+    return activation_codes(acts)
 
 
 def tree_curve(train_codes, train_target, test_codes, test_target, max_depth: int, seed: int = 0) -> dict:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
+from . import codes
 from . import metrics as M
 
 if TYPE_CHECKING:
@@ -167,12 +168,12 @@ MEASURES: dict[str, Measure] = {m.name: m for m in [
     Measure("within_between_ratio", "within/between scatter", "within / between scatter (lower: better)", "views",
             ("views",), lambda x: M.within_between_ratio(x.acts, x.labels, device=x.device), better="lower"),
     Measure("code_neighbour_agreement", "code neighbour agreement", "nearest binary code: same class", "views",
-            ("views",), lambda x: M.code_neighbour_agreement(x.acts, x.labels, device=x.device), votes=True),
+            ("views",), lambda x: codes.code_neighbour_agreement(x.acts, x.labels, device=x.device), votes=True),
     # descriptive, not votes: purity is trivially 1 when every code is unique
     Measure("code_purity", "code purity", "class purity of identical codes", "views", ("views",),
-            lambda x: M.code_purity(x.acts, x.labels), better=""),
+            lambda x: codes.code_purity(x.acts, x.labels), better=""),
     Measure("distinct_codes", "distinct codes", "distinct binary codes", "views", ("views",),
-            lambda x: M.distinct_codes(x.acts), better=""),
+            lambda x: codes.distinct_codes(x.acts), better=""),
     # notebook 07: how well a decision tree over a layer's binary code explains the network's prediction
     Measure("tree_fidelity", "tree fidelity", "tree fidelity at the depth budget (test)", "trees", ("tree_summary",),
             _tree_at_budget("fidelity")),

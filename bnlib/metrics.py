@@ -61,7 +61,7 @@ def spatial_mean_pool(acts: torch.Tensor) -> torch.Tensor:
     return acts.mean(dim=(2, 3)) if acts.dim() == 4 else acts
 
 
-def _as_tensor(a) -> torch.Tensor:
+def as_tensor(a) -> torch.Tensor:
     """A tensor view of `a`; read-only numpy arrays (pandas copy-on-write) are copied, as torch needs."""
     if isinstance(a, torch.Tensor):
         return a
@@ -86,16 +86,16 @@ def _matmul(a: torch.Tensor, b: torch.Tensor, backend: str) -> torch.Tensor:
     return a @ b
 
 
-def _prepare(X, labels=None, device=None):
+def prepare_samples(X, labels=None, device=None):
     """X as a [N, D] tensor on `device`, and labels as class codes 0..k-1 on the same device."""
-    X = _as_tensor(X)
+    X = as_tensor(X)
     if X.dim() > 2:
         X = X.flatten(1)
     device = torch.device(device) if device is not None else X.device
     X = X.to(device)
     if labels is None:
         return X, None, 0
-    labels = _as_tensor(labels).reshape(-1)
+    labels = as_tensor(labels).reshape(-1)
     if labels.shape[0] != X.shape[0]:
         raise ValueError(f"X has {X.shape[0]} samples but labels has {labels.shape[0]}")
     _, codes = torch.unique(labels.cpu(), return_inverse=True)
@@ -223,7 +223,7 @@ def silhouette_score(X, labels, metric: str = "euclidean", device=None,
     `backend` picks the tile product's library (see `_matmul`).
     """
     _check_metric(metric)
-    X, codes, k = _prepare(X, labels, device)
+    X, codes, k = prepare_samples(X, labels, device)
     _check_label_count(k, X.shape[0])
     sums = _SilhouetteSums(codes, k, backend)
     for tile in pairwise_tiles(X, metric, block_size, backend=backend):
@@ -243,7 +243,7 @@ def knn_accuracy(X, labels, k: int = 10, metric: str = "euclidean", device=None,
     the silhouette's pass (`silhouette_and_knn`).
     """
     _check_metric(metric)
-    X, codes, n_classes = _prepare(X, labels, device)
+    X, codes, n_classes = prepare_samples(X, labels, device)
     neighbours = _NearestNeighbours(codes, n_classes, k)
     for tile in pairwise_tiles(X, metric, block_size, backend=backend):
         neighbours.update(*tile)
@@ -254,7 +254,7 @@ def silhouette_and_knn(X, labels, k: int = 10, metric: str = "euclidean", device
                        block_size: int = DEFAULT_BLOCK, backend: str = "auto") -> tuple[float, float]:
     """`silhouette_score` and `knn_accuracy` from one pass over the distance tiles: half the cost of both."""
     _check_metric(metric)
-    X, codes, n_classes = _prepare(X, labels, device)
+    X, codes, n_classes = prepare_samples(X, labels, device)
     _check_label_count(n_classes, X.shape[0])
     sums, neighbours = _SilhouetteSums(codes, n_classes, backend), _NearestNeighbours(codes, n_classes, k)
     for tile in pairwise_tiles(X, metric, block_size, backend=backend):
@@ -278,19 +278,19 @@ def linear_probe_accuracy(train_X, train_y, test_X, test_y, C: float = 1.0, max_
     """
 
     def flat(a):
-        a = _as_tensor(a)
+        a = as_tensor(a)
         return (a.flatten(1) if a.dim() > 2 else a).double().cpu().numpy()
 
     with warnings.catch_warnings():
         # lbfgs stopping at max_iter on separable data changes the third decimal at most: reported, not fatal
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model = _fit_logistic(flat(train_X), _as_tensor(train_y).cpu().numpy(), C, max_iter)
-    return float(model.score(flat(test_X), _as_tensor(test_y).cpu().numpy()))
+        model = _fit_logistic(flat(train_X), as_tensor(train_y).cpu().numpy(), C, max_iter)
+    return float(model.score(flat(test_X), as_tensor(test_y).cpu().numpy()))
 
 
 def centered_gram(X, device=None, dtype: torch.dtype = torch.float64, block_size: int = DEFAULT_BLOCK) -> torch.Tensor:
     """K = Xc Xc^T for the column-centred X (so K is doubly centred): the N x N input of linear CKA."""
-    X, _, _ = _prepare(X, None, device)
+    X, _, _ = prepare_samples(X, None, device)
     n, d = X.shape
     block_size = max(16, min(block_size, BLOCK_BYTES // (8 * max(1, d))))
     starts = [slice(a, min(a + block_size, n)) for a in range(0, n, block_size)]
@@ -318,8 +318,8 @@ def linear_cka(X, Y, device=None) -> float:
     representations are narrower than N, else from N x N Gram matrices. Public API for notebooks: the pipeline
     keeps one Gram matrix per model (`centered_gram`) and pairs them (`cka_from_grams`).
     """
-    X, _, _ = _prepare(X, None, device)
-    Y, _, _ = _prepare(Y, None, X.device)
+    X, _, _ = prepare_samples(X, None, device)
+    Y, _, _ = prepare_samples(Y, None, X.device)
     if X.shape[0] != Y.shape[0]:
         raise ValueError(f"X has {X.shape[0]} samples but Y has {Y.shape[0]}: CKA compares the same samples")
     n = X.shape[0]
@@ -331,18 +331,18 @@ def linear_cka(X, Y, device=None) -> float:
 
 
 def _flat_numpy(X) -> np.ndarray:
-    X = _as_tensor(X)
+    X = as_tensor(X)
     return (X.flatten(1) if X.dim() > 2 else X).cpu().numpy()
 
 
 def davies_bouldin(X, labels) -> float:
     """sklearn's Davies–Bouldin index on the flattened representations, classes as clusters (lower: better)."""
-    return float(davies_bouldin_score(_flat_numpy(X), _as_tensor(labels).cpu().numpy()))
+    return float(davies_bouldin_score(_flat_numpy(X), as_tensor(labels).cpu().numpy()))
 
 
 def calinski_harabasz(X, labels) -> float:
     """sklearn's Calinski–Harabasz index on the flattened representations, classes as clusters (higher: better)."""
-    return float(calinski_harabasz_score(_flat_numpy(X), _as_tensor(labels).cpu().numpy()))
+    return float(calinski_harabasz_score(_flat_numpy(X), as_tensor(labels).cpu().numpy()))
 
 
 def within_between_ratio(X, labels, device=None) -> float:
@@ -351,7 +351,7 @@ def within_between_ratio(X, labels, device=None) -> float:
     tr(S_within) = sum_i ||x_i - mu_{c(i)}||^2 and tr(S_between) = sum_c n_c ||mu_c - mu||^2,
     accumulated in float64 one block of samples at a time.
     """
-    X, codes, k = _prepare(X, labels, device)
+    X, codes, k = prepare_samples(X, labels, device)
     onehot = torch.nn.functional.one_hot(codes, k).to(torch.float64)
     counts = onehot.sum(0)
     class_sums = sum(onehot[s].T @ X[s].to(torch.float64) for s in _slices(len(X)))
@@ -364,71 +364,3 @@ def within_between_ratio(X, labels, device=None) -> float:
 
 def _slices(n: int, size: int = ROW_CHUNK):
     return [slice(a, min(a + size, n)) for a in range(0, n, size)]
-
-
-# ------------------------------------------------------------------ binary activation codes
-def activation_codes(X) -> torch.Tensor:
-    """Each sample's on/off ReLU pattern: a boolean [N, D] code, True where the unit is active (> 0)."""
-    X = _as_tensor(X)
-    return (X.flatten(1) if X.dim() > 2 else X) > 0
-
-
-def distinct_codes(X) -> int:
-    """How many different binary activation codes the samples produce."""
-    packed = np.packbits(activation_codes(X).cpu().numpy(), axis=1)
-    return int(len(np.unique(packed, axis=0)))
-
-
-def code_purity(X, labels) -> float:
-    """Class purity of the groups of samples that share one binary code: sum of each group's majority-class count / N.
-
-    1 when no code is shared between classes. Samples with a unique code are
-    their own (pure) group, so read it next to `distinct_codes`.
-    """
-    packed = np.packbits(activation_codes(X).cpu().numpy(), axis=1)
-    _, group = np.unique(packed, axis=0, return_inverse=True)
-    labels = _as_tensor(labels).cpu().numpy().reshape(-1)
-    table = _group_class_counts(group.reshape(-1), labels)
-    return float(table.max(axis=1).sum() / len(labels))
-
-
-def _group_class_counts(groups: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Counts[g, c] of samples in group g with class c."""
-    _, classes = np.unique(labels, return_inverse=True)
-    counts = np.zeros((groups.max() + 1, classes.max() + 1), dtype=np.int64)
-    np.add.at(counts, (groups, classes), 1)
-    return counts
-
-
-def code_neighbour_agreement(X, labels, device=None, block_size: int = DEFAULT_BLOCK, backend: str = "auto") -> float:
-    """The fraction of samples whose nearest other code in Hamming distance has the same class.
-
-    When several samples tie at the nearest distance (common: distances are
-    integers, and identical codes are at 0), the sample scores the fraction of
-    them with its class: the expected agreement under a random tie-break, so
-    the result does not depend on sample order. Hamming distances come from
-    `pairwise_tiles` on 0/1 codes with an exact integer product.
-    """
-    X, codes, _ = _prepare(X, labels, device)
-    bits = activation_codes(X).to(torch.int8)
-    if bits.shape[1] % 8:  # the integer GEMM wants the inner size a multiple of 8; zero units change no distance
-        bits = torch.nn.functional.pad(bits, (0, 8 - bits.shape[1] % 8))
-    n = bits.shape[0]
-    if n < 2:
-        raise ValueError("need at least 2 samples")
-    nearest = torch.full((n,), float("inf"), dtype=torch.float32, device=X.device)
-    same = torch.zeros(n, dtype=torch.float64, device=X.device)
-    total = torch.zeros(n, dtype=torch.float64, device=X.device)
-    for rows, cols, dist in pairwise_tiles(bits, "sqeuclidean", block_size, dtype=torch.int8, backend=backend):
-        dist = dist.to(torch.float32)  # integer Hamming distances, exact in float32 below 2^24
-        if rows == cols:
-            dist.fill_diagonal_(float("inf"))
-        tile_min = dist.min(1).values
-        at_min = dist == tile_min[:, None]
-        hit = (codes[rows, None] == codes[None, cols]) & at_min
-        closer, tie = tile_min < nearest[rows], tile_min == nearest[rows]
-        same[rows] = torch.where(closer, hit.sum(1).double(), same[rows] + torch.where(tie, hit.sum(1).double(), 0.0))
-        total[rows] = torch.where(closer, at_min.sum(1).double(),
-                                  total[rows] + torch.where(tie, at_min.sum(1).double(), 0.0))
-        nearest[rows] = torch.minimum(nearest[rows], tile_min)
-    return (same / total).mean().item()

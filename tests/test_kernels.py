@@ -11,7 +11,7 @@ import torch
 
 from bnlib import estimate, kernels, params
 from bnlib.config import ConfigError
-from bnlib.metrics import code_neighbour_agreement
+from bnlib.codes import code_neighbour_agreement
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_the_choice_is_kept_per_machine(fresh_choices, monkeypatch):
 CAPPED_CHILD = r"""
 import json, time, torch
 from bnlib import kernels, params
-from bnlib.metrics import code_neighbour_agreement
+from bnlib.codes import code_neighbour_agreement
 gen = torch.Generator().manual_seed(0)
 acts = torch.relu(torch.randn(1024, 4096, generator=gen))
 labels = torch.arange(1024) % 10

@@ -7,7 +7,7 @@ from scipy.stats import ortho_group
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from bnlib import metrics
+from bnlib import codes, metrics
 
 
 def clustered(n=400, d=12, classes=5, spread=0.8, seed=0, relu=False):
@@ -109,11 +109,11 @@ def test_binary_code_views_on_a_hand_made_example():
     # codes: samples 0,1 share code A (classes 0,0); 2,3 share code B (classes 0,1); 4 is alone (class 1)
     X = np.array([[1, 0, 2, 0], [3, 0, 1, 0], [0, 1, 0, 0], [0, 5, 0, 0], [0, 1, 1, 1]], dtype=float)
     y = np.array([0, 0, 0, 1, 1])
-    assert metrics.distinct_codes(X) == 3
-    assert metrics.code_purity(X, y) == pytest.approx((2 + 1 + 1) / 5)
+    assert codes.distinct_codes(X) == 3
+    assert codes.code_purity(X, y) == pytest.approx((2 + 1 + 1) / 5)
     # nearest other code (Hamming): 0 -> 1 (same), 1 -> 0 (same), 2 -> 3 (other), 3 -> 2 (other),
     # 4 -> code B at Hamming distance 2 (A is at 3): samples 2, 3 tie, 1 of the 2 shares class 1
-    assert metrics.code_neighbour_agreement(X, y) == pytest.approx((1 + 1 + 0 + 0 + 0.5) / 5)
+    assert codes.code_neighbour_agreement(X, y) == pytest.approx((1 + 1 + 0 + 0 + 0.5) / 5)
 
 
 def test_code_neighbour_agreement_matches_brute_force():
@@ -123,7 +123,7 @@ def test_code_neighbour_agreement_matches_brute_force():
     np.fill_diagonal(ham, np.inf)
     at_min = ham == ham.min(1, keepdims=True)
     want = np.mean([(y[row] == y[i]).mean() for i, row in ((i, np.flatnonzero(at_min[i])) for i in range(len(y)))])
-    assert metrics.code_neighbour_agreement(X, y, block_size=32) == pytest.approx(want, abs=1e-12)
+    assert codes.code_neighbour_agreement(X, y, block_size=32) == pytest.approx(want, abs=1e-12)
 
 
 def test_linear_probe_is_sklearns_logistic_regression():
