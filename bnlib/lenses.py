@@ -119,11 +119,18 @@ def shift_images(images: torch.Tensor, dx: int, dy: int, fill: int = 0) -> torch
 def cosine_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Row-wise cosine similarity of [N, ...] tensors, in float64. Two all-zero rows are identical (1); one
     all-zero row against a non-zero one is 0."""
-    a, b = a.flatten(1).double(), b.flatten(1).double()
-    norms = a.norm(dim=1) * b.norm(dim=1)
-    both_zero = (a.abs().sum(1) == 0) & (b.abs().sum(1) == 0)
+    a = a.flatten(1).double()
+    return _cosine_to(a, a.norm(dim=1), b)
+
+
+def _cosine_to(a: torch.Tensor, a_norm: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """`cosine_rows(a, b)` with `a` already flat float64 and its row norms given (a reference reused across shifts).
+    A row is all zero exactly when its float64 norm is 0 (the squares of float32 values cannot underflow there)."""
+    b = b.flatten(1).double()
+    b_norm = b.norm(dim=1)
+    norms = a_norm * b_norm
     cos = torch.where(norms > 0, (a * b).sum(1) / norms.clamp_min(1e-300), torch.zeros_like(norms))
-    return torch.where(both_zero, torch.ones_like(cos), cos)
+    return torch.where((a_norm == 0) & (b_norm == 0), torch.ones_like(cos), cos)
 
 
 def _pool(acts: torch.Tensor) -> torch.Tensor:
@@ -140,7 +147,10 @@ def translation_maps(represent: Callable[[torch.Tensor], tuple[dict[str, torch.T
     fraction of images whose predicted class the shift leaves unchanged.
     """
     reference, predicted = represent(images)
-    pooled = {n: _pool(a) for n, a in reference.items()}
+    # each view's reference as flat float64 and its row norms, once: every shift is compared with the same images
+    flat = {(layer, view): ref.flatten(1).double() for layer, a in reference.items()
+            for view, ref in (("cosine", a), ("cosine_pooled", _pool(a)))}
+    norms = {key: ref.norm(dim=1) for key, ref in flat.items()}
     n = len(images)
     sums: dict[tuple[str, str], np.ndarray] = {}
     per_batch = max(1, batch_size // n)
@@ -149,8 +159,9 @@ def translation_maps(represent: Callable[[torch.Tensor], tuple[dict[str, torch.T
         moved = torch.cat([shift_images(images, dx, dy, fill) for dx, dy in chunk])
         acts, pred = represent(moved)
         for layer, a in acts.items():
-            for view, ref, got in (("cosine", reference[layer], a), ("cosine_pooled", pooled[layer], _pool(a))):
-                cos = cosine_rows(ref.repeat(len(chunk), *[1] * (ref.dim() - 1)), got).view(len(chunk), n)
+            for view, got in (("cosine", a), ("cosine_pooled", _pool(a))):
+                ref, ref_norm = flat[(layer, view)], norms[(layer, view)]
+                cos = _cosine_to(ref.repeat(len(chunk), 1), ref_norm.repeat(len(chunk)), got).view(len(chunk), n)
                 sums.setdefault((layer, view), np.zeros(len(shifts)))[start:start + len(chunk)] = \
                     cos.mean(1).numpy()
         agree = (pred.view(len(chunk), n) == predicted.view(1, n)).double().mean(1)
