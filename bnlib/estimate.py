@@ -48,8 +48,9 @@ DYNAMICS_WORK = 8.0
 # forward passes (fitted on mnist: 5.5 s a model)
 TREE_SECONDS_PER_MILLION = 0.017
 # Notebook 08: a shifted image's forward pass with every layer's cosines, in forward shares of a training step
-# (fitted on mnist: 23 s a model for 100 images x 225 shifts)
-TRANSLATION_WORK = 4.0
+# (fitted on mnist: 23 s a model for 100 images x 225 shifts; halved when the cosines began reusing each layer's
+# flattened reference and its norm: quick's BN seed 0 25.6 s -> 12.7 s, the same bits, benchmarks/stages.py)
+TRANSLATION_WORK = 2.0
 # Notebook 09: forward-pass equivalents per margin sample and class (DeepFool, full and constrained, and every hidden
 # layer's gradients; fitted on quick and mnist: 16-27 s a model for 200 samples)
 MARGIN_WORK = 40.0
@@ -74,15 +75,20 @@ class Estimate:
     models_to_train: int
     models_to_measure: int
     precision: str
+    machine: str = ""  # what trains: empty for this CPU, else the GPU's name
 
     @property
     def total(self) -> float:
         return self.train_seconds + self.measure_seconds + self.fixed_seconds
 
     def describe(self) -> str:
-        return (f"expected: about {format_duration(self.total)} on this CPU ({self.precision}; {machine_class()}): "
+        where = f"on {self.machine}" if self.machine else "on this CPU"
+        # The measures are priced from this machine's CPU BLAS rate and CPU-calibrated constants: on a GPU they are
+        # an upper bound (issue 46: 1 h 02 min predicted; 00-03 took 406 s on an H200).
+        measuring = " (priced for the CPU: an upper bound here)" if self.machine else ""
+        return (f"expected: about {format_duration(self.total)} {where} ({self.precision}; {machine_class()}): "
                 f"training {self.models_to_train} model(s) {format_duration(self.train_seconds)}, "
-                f"measuring {self.models_to_measure} {format_duration(self.measure_seconds)}, "
+                f"measuring {self.models_to_measure} {format_duration(self.measure_seconds)}{measuring}, "
                 f"notebooks {format_duration(self.fixed_seconds)}")
 
 
@@ -230,7 +236,11 @@ def estimate(params: ExperimentParams, notebooks: list[str] | None = None) -> Es
     fixed = NOTEBOOK_SECONDS * len(notebooks)
     if "03_umap" in notebooks and unmeasured:
         fixed += UMAP_SECONDS_PER_1000_POINTS * params.umap_samples / 1000 * len(params.umap_layers) * len(params.norms)
-    precision = "bf16 autocast" if params.resolved_cpu_bf16() else "float32"
-    if params.cpu_bf16 == "auto":
-        precision += ", chosen by cpu_bf16: auto"
-    return Estimate(train_seconds, measure_seconds, fixed, len(untrained), len(unmeasured), precision)
+    device = resolve_device(params.device)
+    if device.type == "cuda":
+        precision, machine = ("bf16 autocast" if params.bf16 else "float32"), torch.cuda.get_device_name(device)
+    else:
+        precision, machine = ("bf16 autocast" if params.resolved_cpu_bf16() else "float32"), ""
+        if params.cpu_bf16 == "auto":
+            precision += ", chosen by cpu_bf16: auto"
+    return Estimate(train_seconds, measure_seconds, fixed, len(untrained), len(unmeasured), precision, machine)

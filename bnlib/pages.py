@@ -17,7 +17,7 @@ from .measures import label
 from .data import dataset_sizes, dataset_title
 from .models import NORM_LABELS
 from .params import DEFAULT_PROFILE, resolve
-from .paths import FIGURES_DIR
+from .paths import FIGURES_DIR, PARAMS_DIR
 from .prose import power
 from .stability import STABLE_ALPHAS, STABLE_SHARE, stability, stability_table
 from .stats import format_p
@@ -30,10 +30,29 @@ PROFILE_PURPOSE = {
     "quick": "the main job (`make figures`), offline",
     "mnist": "the paper's MNIST experiment",
     "ablation": "notebook 05: which ingredient of BN does it",
-    "cifar10-cpu": "the paper's CIFAR-10 design at a width a 2-core CPU trains; every notebook",
-    "cifar10": "the paper's CIFAR-10 experiment; wants a GPU; not yet run",
-    "cifar10-jpeg": "the same on the JPEG copy; wants a GPU; not yet run",
+    "cifar10-cpu": "the paper's CIFAR-10 design at a width a 2-core CPU trains",
+    "cifar10": "the paper's CIFAR-10 experiment; wants a GPU",
+    "cifar10-jpeg": "the same on the JPEG copy; wants a GPU",
 }
+
+
+def run_status(profile: str, figures_dir=FIGURES_DIR) -> str:
+    """Which of the profile's notebooks are committed, and on what machine its models trained (training_time.csv):
+    'none committed', 'every notebook, trained on ...' or 'notebooks 00, 01 of its 11, on ...'."""
+    folder = Path(figures_dir) / profile
+    executed = sorted(p.stem for p in folder.glob("[0-9][0-9]_*.ipynb") if not p.stem.endswith(".failed"))
+    # A folder of overrides (quick-8seeds) has no params file: its notebooks are what it has.
+    names = resolve(profile).notebook_list() if (PARAMS_DIR / f"{profile}.yaml").is_file() else executed
+    done = [n for n in names if n in executed]
+    if not done:
+        return "none committed"
+    times = folder / "training_time.csv"
+    logged = read_csv(times) if times.is_file() else pd.DataFrame()
+    machines = sorted(logged["machine"].dropna().unique()) if "machine" in logged else []  # older runs: none
+    where = f", trained on {' and '.join(machines)}" if machines else ""
+    if len(done) == len(names):
+        return f"every notebook{where}"
+    return f"notebooks {', '.join(n[:2] for n in done)} of its {len(names)}{where}"
 
 
 def accuracy_table(df: pd.DataFrame) -> str:
@@ -180,7 +199,8 @@ def profiles_table(purposes: dict[str, str] = PROFILE_PURPOSE) -> str:
         lines.append(f"| `{name}`{' (default)' if name == DEFAULT_PROFILE else ''} | {dataset_title(P.dataset)}: "
                      f"{n_train:,} train / {n_test:,} test | {P.arch}{width}; {len(P.seeds)} seeds × {norms}; "
                      f"{P.optimizer.upper() if P.optimizer == 'sgd' else P.optimizer.title()}, {lr}, {P.epochs} "
-                     f"epoch{'s' if P.epochs > 1 else ''} | {P.n_represent:,} training samples | {purpose} |")
+                     f"epoch{'s' if P.epochs > 1 else ''} | {P.n_represent:,} training samples | {purpose}; "
+                     f"{run_status(name)} |")
     return "\n".join(lines)
 
 
@@ -218,7 +238,8 @@ def profile_page(profile: str, made_by: str, figures_dir=FIGURES_DIR) -> str:
         f"# Results: `{profile}`", "",
         f"Made by `{made_by}`. Every number below is computed by `python -m bnlib.report {profile}` from the CSVs "
         f"in this folder, and `make refresh` re-renders this page, the figures and the executed notebooks from "
-        f"them; the verdicts use Holm's correction over layers (p < {ALPHA}).", "",
+        f"them; the verdicts use Holm's correction over layers (p < {ALPHA}). Committed: "
+        f"{run_status(profile, figures_dir)}.", "",
         " ".join(f"[![{f}]({f}.png)]({f}.csv)" for f in figures), "",
         "## Results", "", profile_report(profile, figures_dir), ""])
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from bnlib import measures, measuring, params, tables
+from bnlib import measures, measuring, pages, params, tables
 from bnlib.config import ConfigError, TrainConfig, TrainingKeys
 from bnlib.paths import FIGURES_DIR, PARAMS_DIR, REPO_ROOT
 from bnlib.tables import TABLES
@@ -111,3 +111,18 @@ def test_a_papermill_file_with_extends_builds_on_the_profile_it_names():
     assert from_file.model_dump() == params.resolve("smoke").model_dump()
     overrides = params.from_notebook({"profile": "quick", "extends": "smoke", "epochs": 2})  # -f a file of overrides
     assert (overrides.profile, overrides.epochs, overrides.seeds) == ("smoke", 2, [0, 1])
+
+
+def test_a_profiles_run_status_is_read_from_its_folder(tmp_path):
+    """The README's profile table says what is committed, from the files: nothing, every notebook, or which."""
+    folder = tmp_path / "cifar10-jpeg"
+    assert pages.run_status("cifar10-jpeg", tmp_path) == "none committed"
+    folder.mkdir()
+    for name in ("00_models", "01_sparsity", "02_silhouette.failed"):
+        (folder / f"{name}.ipynb").write_text("{}")
+    pd.DataFrame({"epoch": [1, 1], "machine": ["NVIDIA H200", "NVIDIA H200"]}).to_csv(folder / "training_time.csv")
+    total = len(params.resolve("cifar10-jpeg").notebook_list())
+    assert pages.run_status("cifar10-jpeg", tmp_path) == f"notebooks 00, 01 of its {total}, trained on NVIDIA H200"
+    for name in params.resolve("cifar10-jpeg").notebook_list():
+        (folder / f"{name}.ipynb").write_text("{}")
+    assert pages.run_status("cifar10-jpeg", tmp_path) == "every notebook, trained on NVIDIA H200"

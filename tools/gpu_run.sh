@@ -25,7 +25,7 @@ if [ ! -f .devsite/.installed ]; then
     || exit 1
   touch .devsite/.installed
 fi
-export PYTHONPATH=$PWD/.devsite BNLIB_DATA_DIR=$PWD/.devdata BNLIB_CACHE_DIR=$PWD/.cache/bnlib \
+export PYTHONPATH=$PWD:$PWD/.devsite BNLIB_DATA_DIR=$PWD/.devdata BNLIB_CACHE_DIR=$PWD/.cache/bnlib \
   NUMBA_CACHE_DIR=$PWD/.cache/numba PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
