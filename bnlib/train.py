@@ -274,8 +274,9 @@ def portable_cpu(enabled: bool):
     off), ATen runs its AVX2 kernels, MKL its COMPATIBLE path and OpenBLAS its
     Haswell kernels (PORTABLE_ENV, which must be set before the process starts:
     the runner does that for its kernels and Ray tasks). Measured bit-identical
-    across 1 and 2 threads, with oneDNN and MKL capped at AVX2, and on an Intel
-    Xeon and an AMD EPYC (tests/test_portable.py holds the reference).
+    across 1 and 2 threads and with oneDNN and MKL capped at AVX2; the weights
+    also on an Intel Xeon and an AMD EPYC, the measures within each vendor only
+    (tests/portable_reference.py holds both, and what is known).
     """
     if not enabled:
         yield
