@@ -1,7 +1,8 @@
 """Where one model's share of the main job goes: each stage's seconds, its arithmetic, and its rate against a matmul.
 
     .venv/bin/python benchmarks/stages.py --profile quick                  # one BN model of quick, every stage
-    .venv/bin/python benchmarks/stages.py --profile cifar10-cpu -p epochs=1 -p train_subset=5000 -p "snapshots=[0, 0.5, 1]"
+    .venv/bin/python benchmarks/stages.py --profile cifar10-cpu -p epochs=1 -p train_subset=5000 \
+        -p "snapshots=[0, 0.5, 1]"                                          # one cifar10-cpu model, one short epoch
 
 One model (`--norm`, `--seed`) of the profile is trained into an empty cache, and every stage a default run does for
 it is run once, the way the notebooks run it (the same bnlib builders, each table measured afresh): training,
