@@ -53,24 +53,20 @@ def build(cache: Path) -> None:
     subprocess.run([sys.executable, "-c", BUILD, str(cache)], env=env, check=True, timeout=600)
 
 
-def tables(cache: Path) -> dict[str, str]:
-    """Each measured table of the built grid as CSV text (floats written round-trip exact), read from its cache."""
+def grid(cache: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(digests, tables) of the built grid, read from its cache: the sha256 of every weight file and of each measured
+    table as CSV text (floats written round-trip exact), and those CSV texts."""
     from bnlib import final_measures, measuring
     from bnlib.cache import Artifact
 
     P = params(cache)
     models = measuring.train_all(P, log=lambda s: None)
     assert all(m.from_cache for m in models), "the grid should be trained already (build first)"
-    weights = {f"weights {c.norm} seed {c.seed}": Artifact(c, P.cache_dir).weights_sha256() for c in P.train_configs()}
     made = {"final-model measures": final_measures.experiment_results(P, models, log=lambda s: None),
             "clustering views": final_measures.clustering_views(P, models)}
-    return weights, {name: table.to_csv(index=False) for name, table in made.items()}
-
-
-def digests(cache: Path) -> dict[str, str]:
-    """sha256 of every weight file and of each measured table as CSV text."""
-    weights, texts = tables(cache)
-    return weights | {name: hashlib.sha256(text.encode()).hexdigest() for name, text in texts.items()}
+    texts = {name: table.to_csv(index=False) for name, table in made.items()}
+    digests = {f"weights {c.norm} seed {c.seed}": Artifact(c, P.cache_dir).weights_sha256() for c in P.train_configs()}
+    return digests | {name: hashlib.sha256(text.encode()).hexdigest() for name, text in texts.items()}, texts
 
 
 def records() -> list[dict]:
@@ -117,8 +113,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as cache:
         build(Path(cache))
-        weights, texts = tables(Path(cache))
-        made = digests(Path(cache))
+        made, texts = grid(Path(cache))
     record = {"cpu": this_cpu(), "vendor": vendor(), "date": date.today().isoformat(), "digests": made}
     print(json.dumps(record, indent=1))
     for other in records():

@@ -13,7 +13,7 @@ set -u
 start=$SECONDS
 budget=${1:?usage: tools/gpu_run.sh SECONDS [PROFILE]}
 profile=${2:-cifar10-jpeg}
-out=${OUT:-/tmp/gpu_run}
+out=${OUT:-.cache/gpu_run}  # the device tool sets OUT; elsewhere, beside the cache
 figs=figures/$profile
 kept=.cache/figures-$profile
 mkdir -p "$out" .cache
